@@ -1,0 +1,1 @@
+"""Corpus preparation, long-tail statistics, samplers and the synthetic demo corpus."""

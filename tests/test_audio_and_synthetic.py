@@ -1,0 +1,76 @@
+"""Audio loading on real speech (FSDD), atomic writes, and the synthetic demo corpus."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from ltspk.atomic import atomic_open
+from ltspk.data.audio import load, probe, random_crop
+from ltspk.data.manifest import read_manifest
+from ltspk.data.prepare import PrepOptions
+from ltspk.data.synthetic import make_corpus
+from ltspk.data.voxceleb import prepare_voxceleb
+from ltspk.errors import DataError
+
+
+def test_fsdd_resampled_to_16k(fsdd):
+    f = fsdd / "0_george_0.wav"
+    info = probe(f)
+    assert info.samplerate == 8000 and info.channels == 1
+    wav = load(f, sample_rate=16000)
+    assert wav.dtype == torch.float32 and abs(wav.numel() - 2 * info.frames) <= 2
+    assert wav.abs().max() > 0.01
+
+
+def test_probe_errors(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        probe(tmp_path / "nope.wav")
+    (tmp_path / "junk.wav").write_bytes(b"not audio at all")
+    with pytest.raises(DataError, match="junk.wav: unreadable audio"):
+        probe(tmp_path / "junk.wav")
+    sf.write(tmp_path / "empty.wav", np.zeros(0, dtype=np.float32), 16000)
+    with pytest.raises(DataError, match="empty"):
+        probe(tmp_path / "empty.wav")
+    sf.write(tmp_path / "silent.wav", np.zeros(100, dtype=np.float32), 16000)
+    with pytest.raises(DataError, match="silent"):
+        probe(tmp_path / "silent.wav", verify_samples=True)
+
+
+def test_stereo_is_averaged_and_crop_repeats(tmp_path):
+    x = np.stack([np.full(100, 0.5), np.full(100, -0.25)], axis=1).astype(np.float32)
+    sf.write(tmp_path / "st.wav", x, 16000, subtype="FLOAT")
+    wav = load(tmp_path / "st.wav")
+    assert wav.shape == (100,) and torch.allclose(wav, torch.full((100,), 0.125))
+    crop = random_crop(torch.arange(3.0), 7)
+    assert crop.tolist() == [0, 1, 2, 0, 1, 2, 0]
+    assert random_crop(torch.arange(10.0), 4, torch.Generator().manual_seed(0)).numel() == 4
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_open(target) as f:
+            f.write("half")
+            raise RuntimeError("crash")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_synthetic_corpus_is_long_tailed_and_prepares(tmp_path):
+    root = make_corpus(tmp_path, n_train_speakers=6, n_test_speakers=3, max_utts=12, imbalance=4,
+                       test_utts=3, min_seconds=0.4, max_seconds=0.6, n_trials=8, progress=False)
+    out = tmp_path / "prep"
+    prepare_voxceleb(out, root, options=PrepOptions(holdout_per_speaker=1, progress=False))
+    counts = json.loads((out / "counts.json").read_text())
+    # 12 * 4^(-i/5) = 12, 9.1, 6.9, 5.2, 3.9 -> 4 (floor 3, min 4), 3 -> 4; minus one held out
+    assert counts["natural_counts"] == {"id10001": 12, "id10002": 9, "id10003": 6, "id10004": 5,
+                                        "id10005": 4, "id10006": 4}
+    assert sum(counts["counts"].values()) == 40 - 6
+    assert {u.spk_id for u in read_manifest(out / "verification.csv")} == {"id10270", "id10271", "id10272"}
+    assert "SYNTHETIC" in (root / "README.txt").read_text()
+    a = sf.read(next((root / "wav" / "id10001").glob("*/00001.wav")))[0]
+    assert np.isfinite(a).all() and a.std() > 0.01
