@@ -1,0 +1,84 @@
+"""The one interface every classifier head follows.
+
+- ``forward(x, labels)`` in training: the logits the loss sees (margins, logit-adjusted
+  loss offsets, and any training-only state update such as CausalNorm's moving average).
+- ``inference_logits(x, mode)``: logits for speaker ID: ``"plain"``, ``"posthoc_la"``
+  (f(x) - tau * log pi, Menon et al.) or ``"tde"`` (CausalNorm only).
+- Everything inference needs (class log-priors, CausalNorm's direction) is a registered
+  buffer, so it is in ``state_dict`` and therefore in every checkpoint.
+"""
+
+import math
+
+import torch
+from torch import nn
+
+PRIOR_EPS = 1e-12  # guard for log(0), as in the logit-adjustment reference code
+
+
+def log_priors(counts):
+    """log(n_j / N), with zero-count classes guarded (log(1e-12)), never -inf."""
+    counts = torch.as_tensor(counts, dtype=torch.float64)
+    if counts.ndim != 1 or counts.numel() == 0 or (counts < 0).any() or counts.sum() <= 0:
+        raise ValueError("class counts must be a non-empty vector of non-negative numbers with a positive sum")
+    return torch.log(counts / counts.sum() + PRIOR_EPS).float()
+
+
+class Head(nn.Module):
+    """Base head: a classifier over ``n_classes`` speakers on ``in_dim``-dim embeddings.
+
+    ``la_tau`` > 0 turns the training loss into the logit-adjusted loss: the loss sees
+    f_y(x) + la_tau * log(pi_y); predictions use plain f(x).
+    """
+
+    def __init__(self, in_dim, n_classes, la_tau=0.0):
+        super().__init__()
+        self.in_dim, self.n_classes, self.la_tau = int(in_dim), int(n_classes), float(la_tau)
+        self.register_buffer("log_prior", torch.zeros(self.n_classes))
+        self.register_buffer("has_prior", torch.tensor(False))
+
+    def set_priors(self, counts):
+        if len(counts) != self.n_classes:
+            raise ValueError(f"{len(counts)} class counts for a head of {self.n_classes} classes")
+        self.log_prior.copy_(log_priors(counts))
+        self.has_prior.fill_(True)
+
+    def _require_prior(self, what):
+        if not bool(self.has_prior):
+            raise RuntimeError(f"{what} needs class priors: call set_priors(training counts) first")
+
+    # subclasses: scores without margins, and the margin version for training
+    def logits(self, x):
+        raise NotImplementedError
+
+    def margin_logits(self, x, labels):
+        return self.logits(x)
+
+    def forward(self, x, labels=None):
+        if labels is None:
+            return self.logits(x)
+        out = self.margin_logits(x, labels)
+        if self.la_tau:
+            self._require_prior("the logit-adjusted loss")
+            out = out + self.la_tau * self.log_prior
+        return out
+
+    training_logits = forward
+
+    def inference_logits(self, x, mode="plain", tau=1.0, alpha=None):
+        if mode == "plain":
+            return self.logits(x)
+        if mode == "posthoc_la":
+            self._require_prior("post-hoc logit adjustment")
+            return self.logits(x) - tau * self.log_prior
+        raise ValueError(f"{type(self).__name__} has no inference mode {mode!r}; use plain or posthoc_la")
+
+
+def normalize_rows(w, eps=1e-12):
+    return w / w.norm(dim=-1, keepdim=True).clamp_min(eps)
+
+
+def init_weight(n_classes, in_dim):
+    w = torch.empty(n_classes, in_dim)
+    nn.init.uniform_(w, -1 / math.sqrt(in_dim), 1 / math.sqrt(in_dim))
+    return nn.Parameter(w)

@@ -1,0 +1,16 @@
+"""Cosine head: s * cos(x, w_j)."""
+
+from ltspk.heads.base import Head, init_weight, normalize_rows
+
+
+class CosineHead(Head):
+    def __init__(self, in_dim, n_classes, scale=30.0, la_tau=0.0):
+        super().__init__(in_dim, n_classes, la_tau)
+        self.scale = float(scale)
+        self.weight = init_weight(n_classes, in_dim)
+
+    def cosine(self, x):
+        return normalize_rows(x) @ normalize_rows(self.weight).t()
+
+    def logits(self, x):
+        return self.scale * self.cosine(x)

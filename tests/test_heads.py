@@ -1,0 +1,130 @@
+"""Every head and loss against values computed by hand from its paper's formula."""
+
+import math
+
+import pytest
+import torch
+
+from ltspk.heads import AAMHead, CausalNormHead, CosineHead, SoftmaxHead, build_head, log_priors
+from ltspk.losses import focal_loss
+
+G = 1 / 32
+
+
+def approx(t):
+    return pytest.approx(t, rel=1e-5, abs=1e-5)
+
+
+def test_softmax_and_cosine():
+    h = SoftmaxHead(2, 2)
+    with torch.no_grad():
+        h.linear.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 2.0]]))
+        h.linear.bias.copy_(torch.tensor([0.5, -1.0]))
+    assert h(torch.tensor([[1.0, 1.0]])).tolist()[0] == approx([1.5, 1.0])
+    c = CosineHead(2, 2, scale=10)
+    with torch.no_grad():
+        c.weight.copy_(torch.tensor([[2.0, 0.0], [0.0, 5.0]]))
+    assert c(torch.tensor([[3.0, 4.0]])).tolist()[0] == approx([6.0, 8.0])
+
+
+def test_aam_margin_by_hand():
+    h = AAMHead(2, 2, margin=0.2, scale=30)
+    with torch.no_grad():
+        h.weight.copy_(torch.eye(2))
+    x = torch.tensor([[1.0, 1.0]])  # 45 degrees from both classes
+    out = h(x, torch.tensor([0])).tolist()[0]
+    assert out == approx([30 * math.cos(math.pi / 4 + 0.2), 30 * math.cos(math.pi / 4)])
+    assert h(x).tolist()[0] == approx([30 * math.cos(math.pi / 4)] * 2)  # no margin without labels
+    # theta beyond pi - m: continues as cos(theta) - m * sin(m)
+    x = torch.tensor([[-1.0, 0.0]])
+    assert h(x, torch.tensor([0])).tolist()[0][0] == approx(30 * (-1.0 - math.sin(math.pi - 0.2) * 0.2))
+
+
+def test_logit_adjusted_loss_and_posthoc():
+    h = SoftmaxHead(2, 2, la_tau=1.5)
+    with torch.no_grad():
+        h.linear.weight.copy_(torch.eye(2))
+        h.linear.bias.zero_()
+    h.set_priors([3, 1])
+    x = torch.tensor([[1.0, 2.0]])
+    assert h(x, torch.tensor([0])).tolist()[0] == approx([1 + 1.5 * math.log(0.75), 2 + 1.5 * math.log(0.25)])
+    assert h.inference_logits(x).tolist()[0] == approx([1.0, 2.0])
+    assert h.inference_logits(x, "posthoc_la", tau=2.0).tolist()[0] == approx([1 - 2 * math.log(0.75), 2 - 2 * math.log(0.25)])
+    # log(0) is guarded: a zero-count class gets log(1e-12), never -inf
+    assert log_priors([2, 0]).tolist() == approx([math.log(1 + 1e-12), math.log(1e-12)])
+    with pytest.raises(RuntimeError, match="needs class priors"):
+        SoftmaxHead(2, 2).inference_logits(x, "posthoc_la")
+    with pytest.raises(ValueError, match="3 class counts for a head of 2"):
+        h.set_priors([1, 2, 3])
+
+
+def test_aam_with_logit_adjustment():
+    h = AAMHead(2, 2, margin=0.2, scale=30, la_tau=1.0)
+    with torch.no_grad():
+        h.weight.copy_(torch.eye(2))
+    h.set_priors([1, 3])
+    out = h(torch.tensor([[1.0, 1.0]]), torch.tensor([1])).tolist()[0]
+    assert out == approx([30 * math.cos(math.pi / 4) + math.log(0.25), 30 * math.cos(math.pi / 4 + 0.2) + math.log(0.75)])
+
+
+def causal_head():
+    h = CausalNormHead(4, 2, num_heads=2, tau=16, gamma=G)
+    with torch.no_grad():
+        h.weight.copy_(torch.tensor([[1.0, 0.0, 0.0, 1.0], [0.0, 2.0, 2.0, 0.0]]))
+    return h
+
+
+def test_causal_norm_logits_by_hand():
+    h = causal_head()
+    x = torch.tensor([[3.0, 4.0, 0.0, 2.0]])  # heads: [.6, .8] and [0, 1]
+    y = h(x).tolist()[0]
+    assert y == approx([8 * (0.6 / (1 + G) + 1 / (1 + G)), 8 * (0.8 * 2 / (2 + G))])
+
+
+def test_causal_norm_moving_average_only_in_training():
+    h = causal_head()
+    b1, b2 = torch.tensor([[1.0, 2, 3, 4], [3.0, 2, 1, 0]]), torch.tensor([[0.0, 0, 0, 2]])
+    h.train()
+    h(b1, torch.tensor([0, 1]))
+    h(b2, torch.tensor([0]))
+    # xbar = 0.9 * mean(b1) + mean(b2), no (1 - mu) factor
+    assert h.embed_mean.tolist() == approx([1.8, 1.8, 1.8, 1.8 + 2])
+    h.eval()
+    h(b1, torch.tensor([0, 1]))
+    h(b1)
+    assert h.embed_mean.tolist() == approx([1.8, 1.8, 1.8, 3.8])
+
+
+def test_tde_by_hand_and_checkpoint_roundtrip():
+    h = causal_head()
+    with torch.no_grad():
+        h.embed_mean.copy_(torch.tensor([5.0, 0.0, 0.0, 0.5]))  # d = [1, 0], [0, 1]
+    h.set_priors([1, 1])
+    x = torch.tensor([[3.0, 4.0, 0.0, 2.0]])
+    # alpha = 1: head 1 [.6,.8] - .6*[1,0] = [0,.8]; head 2 [0,1] - 1*[0,1] = 0
+    assert h.inference_logits(x, "tde", alpha=1.0).tolist()[0] == approx([0.0, 8 * 0.8 * 2 / (2 + G)])
+    # alpha = 0 is the plain logits
+    assert h.inference_logits(x, "tde", alpha=0.0).tolist()[0] == approx(h(x).tolist()[0])
+    assert h.mean_alpha_cos(x, alpha=2.0) == approx(2 * (0.6 + 1.0) / 2)
+    state = h.state_dict()
+    assert {"embed_mean", "log_prior", "has_prior", "weight"} <= set(state)
+    fresh = CausalNormHead(4, 2, num_heads=2, tau=16, gamma=G)
+    fresh.load_state_dict(state)
+    assert torch.allclose(fresh.inference_logits(x, "tde", alpha=1.0), h.inference_logits(x, "tde", alpha=1.0))
+    with pytest.raises(RuntimeError, match="moving-average feature"):
+        CausalNormHead(4, 2).inference_logits(x, "tde")
+
+
+def test_focal_loss_by_hand():
+    logits = torch.tensor([[0.0, math.log(3.0)]])  # p(class 1) = 0.75
+    assert focal_loss(logits, torch.tensor([1]), gamma=2).item() == approx(0.25**2 * -math.log(0.75))
+    assert focal_loss(logits, torch.tensor([1]), gamma=0).item() == approx(-math.log(0.75))
+
+
+def test_build_head_errors():
+    with pytest.raises(ValueError, match="unknown head"):
+        build_head("arcface2", 4, 2)
+    with pytest.raises(ValueError, match="not divisible"):
+        CausalNormHead(5, 2, num_heads=2)
+    with pytest.raises(ValueError, match="no inference mode 'tde'"):
+        SoftmaxHead(2, 2).inference_logits(torch.zeros(1, 2), "tde")
