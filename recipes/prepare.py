@@ -16,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from ltspk.data.corpora import prepare_corpus  # noqa: E402
 from ltspk.data.prepare import PrepOptions  # noqa: E402
 from ltspk.data.summary import load_counts, plot_counts, summary_text  # noqa: E402
 from ltspk.errors import LtspkError  # noqa: E402
@@ -71,30 +72,22 @@ def main(argv=None):
     add_options(p)
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    kwargs = {}
+    data = None
+    if a.corpus == "voxceleb":
+        data = a.vox1
+        kwargs = {"vox2_folder": a.vox2, "train_sets": a.train_sets,
+                  "trial_list": None if a.trials.lower() == "none" else a.trials}
+    elif a.corpus == "cnceleb":
+        data, kwargs = a.cn1, {"cn2_folder": a.cn2}
+    elif a.corpus == "librispeech":
+        data = a.data
+        kwargs = {"train_subsets": a.train_subsets, "trial_subsets": a.trial_subsets, "n_trials": a.n_trials}
+    else:
+        data = a.corpus_dir or str(Path(a.save) / "corpus")
+        kwargs = {"n_train_speakers": a.speakers, "max_utts": a.max_utts, "imbalance": a.corpus_imbalance}
     try:
-        if a.corpus == "voxceleb":
-            from ltspk.data.voxceleb import prepare_voxceleb
-
-            trials = None if a.trials.lower() == "none" else a.trials
-            prepare_voxceleb(a.save, a.vox1, a.vox2, a.train_sets, trials, options(a))
-        elif a.corpus == "cnceleb":
-            from ltspk.data.cnceleb import prepare_cnceleb
-
-            prepare_cnceleb(a.save, a.cn1, a.cn2, options(a))
-        elif a.corpus == "librispeech":
-            from ltspk.data.librispeech import prepare_librispeech
-
-            prepare_librispeech(a.save, a.data, a.train_subsets, a.trial_subsets, a.n_trials, options(a))
-        else:
-            from ltspk.data.synthetic import make_corpus
-            from ltspk.data.voxceleb import prepare_voxceleb
-
-            corpus = Path(a.corpus_dir or Path(a.save) / "corpus")
-            root = corpus / "voxceleb1"
-            if not (root / "veri_test2.txt").is_file():
-                root = make_corpus(corpus, n_train_speakers=a.speakers, max_utts=a.max_utts,
-                                   imbalance=a.corpus_imbalance, seed=a.seed)
-            prepare_voxceleb(a.save, root, None, ["vox1_dev"], "O", options(a))
+        prepare_corpus(a.corpus, data, a.save, options(a), **kwargs)
     except (LtspkError, ValueError) as e:
         sys.exit(f"error: {e}")
     info = load_counts(Path(a.save) / "counts.json")

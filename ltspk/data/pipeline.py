@@ -1,0 +1,127 @@
+"""SpeechBrain data pipelines: random training crops, whole utterances for evaluation, labels."""
+
+import math
+
+import numpy as np
+import soundfile as sf
+import speechbrain as sb
+import torch
+from speechbrain.dataio.dataset import DynamicItemDataset
+from speechbrain.dataio.encoder import CategoricalEncoder
+
+from ltspk.atomic import atomic_path
+from ltspk.errors import DataError
+
+
+def _read_segment(path, start, length):
+    """``length`` native-rate samples from ``start`` (mono float32) and the file's sample rate."""
+    try:
+        with sf.SoundFile(path) as f:
+            sr = f.samplerate
+            f.seek(start)
+            data = f.read(length, dtype="float32", always_2d=True)
+    except (RuntimeError, sf.LibsndfileError) as e:
+        raise DataError(path, f"unreadable audio ({e})") from None
+    return (data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]), sr
+
+
+def _to_tensor(x, sr, sample_rate, path):
+    wav = torch.from_numpy(np.ascontiguousarray(x))
+    if wav.numel() == 0:
+        raise DataError(path, "no samples")
+    if not torch.isfinite(wav).all():
+        raise DataError(path, "audio holds NaN or infinite samples")
+    if sr != sample_rate:
+        import torchaudio.functional as AF
+
+        wav = AF.resample(wav, sr, sample_rate)
+    return wav
+
+
+def crop_pipeline(sample_rate, crop_seconds):
+    """A random ``crop_seconds`` window of each utterance, repeated to fill when shorter."""
+
+    @sb.utils.data_pipeline.takes("wav", "start", "stop")
+    @sb.utils.data_pipeline.provides("sig")
+    def pipeline(wav, start, stop):
+        start, stop = int(start), int(stop)
+        sr = sf.info(wav).samplerate
+        need = math.ceil(crop_seconds * sr)
+        avail = stop - start
+        offset = start + (int(torch.randint(0, avail - need + 1, (1,))) if avail > need else 0)
+        x, sr = _read_segment(wav, offset, min(need, avail))
+        sig = _to_tensor(x, sr, sample_rate, wav)
+        target = int(round(crop_seconds * sample_rate))
+        if sig.numel() < target:
+            sig = sig.repeat(-(-target // sig.numel()))
+        return sig[:target]
+
+    return pipeline
+
+
+def full_pipeline(sample_rate, max_seconds=None):
+    """The whole utterance (its first ``max_seconds`` when set, to bound memory)."""
+
+    @sb.utils.data_pipeline.takes("wav", "start", "stop")
+    @sb.utils.data_pipeline.provides("sig")
+    def pipeline(wav, start, stop):
+        start, stop = int(start), int(stop)
+        sr = sf.info(wav).samplerate
+        length = stop - start
+        if max_seconds:
+            length = min(length, int(max_seconds * sr))
+        x, sr = _read_segment(wav, start, length)
+        return _to_tensor(x, sr, sample_rate, wav)
+
+    return pipeline
+
+
+def label_pipeline(encoder):
+    @sb.utils.data_pipeline.takes("spk_id")
+    @sb.utils.data_pipeline.provides("spk_id_encoded")
+    def pipeline(spk_id):
+        return torch.LongTensor([encoder.encode_label(spk_id)])
+
+    return pipeline
+
+
+def load_dataset(csv_path, audio_pipeline, encoder=None):
+    """A DynamicItemDataset over a prepared manifest (validated first, for clear errors)."""
+    from ltspk.data.manifest import read_manifest
+
+    read_manifest(csv_path)
+    ds = DynamicItemDataset.from_csv(str(csv_path))
+    ds.add_dynamic_item(audio_pipeline)
+    keys = ["id", "sig"]
+    if encoder is not None:
+        ds.add_dynamic_item(label_pipeline(encoder))
+        keys.append("spk_id_encoded")
+    ds.set_output_keys(keys)
+    return ds
+
+
+def label_encoder(path, train_csv):
+    """Speaker label encoder, created from the training manifest once and then reloaded."""
+    from ltspk.data.manifest import read_manifest
+
+    enc = CategoricalEncoder()
+    if path.exists():
+        enc.load(path)
+        return enc
+    for u in read_manifest(train_csv):
+        if u.spk_id not in enc.lab2ind:
+            enc.add_label(u.spk_id)
+    with atomic_path(path) as tmp:
+        enc.save(tmp)
+    return enc
+
+
+def class_counts(encoder, counts, source):
+    """Training counts in label-encoder order; a mismatch is a clear error."""
+    labels = [encoder.ind2lab[i] for i in range(len(encoder))]
+    missing = [s for s in labels if s not in counts]
+    extra = [s for s in counts if s not in encoder.lab2ind]
+    if missing or extra:
+        raise DataError(source, f"label encoder and training counts disagree: {len(missing)} speaker(s) only in "
+                                f"the encoder (e.g. {missing[:3]}), {len(extra)} only in the counts (e.g. {extra[:3]})")
+    return [counts[s] for s in labels]

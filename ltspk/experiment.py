@@ -1,0 +1,90 @@
+"""Build a training/evaluation experiment from loaded hyperparameters.
+
+The YAML declares the pieces (features, embedder, a head *class* through ``!name:``,
+optimiser, schedule); what depends on the prepared data (number of speakers, class
+priors, label encoder, sampler) is built here once the data are prepared.
+"""
+
+import logging
+from pathlib import Path
+
+import speechbrain as sb
+from speechbrain.utils.checkpoints import Checkpointer
+
+from ltspk.brain import SpeakerBrain
+from ltspk.data.corpora import prepare_corpus
+from ltspk.data.pipeline import class_counts, crop_pipeline, label_encoder, load_dataset
+from ltspk.data.samplers import make_sampler
+from ltspk.data.summary import load_counts
+from ltspk.losses import build_loss
+
+log = logging.getLogger(__name__)
+
+
+def prepare_data(hparams):
+    """Prepare the corpus into ``prepared_folder`` unless it already holds a preparation."""
+    prepared = Path(hparams["prepared_folder"])
+    if not (prepared / "counts.json").is_file():
+        sb.utils.distributed.run_on_main(
+            prepare_corpus,
+            args=[hparams["corpus"], hparams["data_folder"], prepared, hparams["prep_options"]],
+            kwargs=hparams.get("corpus_options") or {},
+        )
+    return prepared
+
+
+class Experiment:
+    def __init__(self, hparams, run_opts=None):
+        self.hparams = hparams
+        self.prepared = prepare_data(hparams)
+        self.counts_info = load_counts(self.prepared / "counts.json")
+        save = Path(hparams["save_folder"])
+        save.mkdir(parents=True, exist_ok=True)
+        self.encoder = None
+        sb.utils.distributed.run_on_main(label_encoder, args=[save / "label_encoder.txt", self.prepared / "train.csv"])
+        self.encoder = label_encoder(save / "label_encoder.txt", self.prepared / "train.csv")
+        counts = class_counts(self.encoder, self.counts_info["counts"], self.prepared / "counts.json")
+        self.class_counts = counts
+
+        head = hparams["classifier"](in_dim=hparams["emb_dim"], n_classes=len(counts))
+        head.set_priors(counts)
+        modules = {
+            "compute_features": hparams["compute_features"],
+            "mean_var_norm": hparams["mean_var_norm"],
+            "embedding_model": hparams["embedding_model"],
+            "classifier": head,
+        }
+        checkpointer = Checkpointer(save, recoverables={
+            "embedding_model": modules["embedding_model"],
+            "classifier": head,
+            "normalizer": modules["mean_var_norm"],
+            "counter": hparams["epoch_counter"],
+        })
+        self.brain = SpeakerBrain(modules=modules, opt_class=hparams["opt_class"], hparams=hparams,
+                                  run_opts=run_opts, checkpointer=checkpointer)
+        self.brain.loss_fn = build_loss(hparams.get("loss", "ce"), hparams.get("focal_gamma", 2.0))
+
+    def train_set(self):
+        h = self.hparams
+        return load_dataset(self.prepared / "train.csv", crop_pipeline(h["sample_rate"], h["crop_seconds"]), self.encoder)
+
+    def train_loader_kwargs(self, train_set):
+        h = self.hparams
+        opts = dict(h["train_dataloader_options"])
+        kind = h.get("sampler")
+        if kind:
+            labels = [self.encoder.lab2ind[train_set.data[i]["spk_id"]] for i in train_set.data_ids]
+            opts["sampler"] = make_sampler(kind, labels, seed=h["seed"], total_epochs=h["number_of_epochs"])
+            opts["shuffle"] = False
+        return opts
+
+    def fit(self):
+        train_set = self.train_set()
+        self.brain.fit(self.hparams["epoch_counter"], train_set, train_loader_kwargs=self.train_loader_kwargs(train_set))
+
+    def recover(self):
+        """Restore the latest checkpoint (model, head state: priors and CausalNorm direction)."""
+        ckpt = self.brain.checkpointer.recover_if_possible(device=self.brain.device)
+        if ckpt is None:
+            raise RuntimeError(f"no checkpoint in {self.hparams['save_folder']}: train first")
+        return ckpt
