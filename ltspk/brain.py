@@ -4,7 +4,6 @@ import speechbrain as sb
 import torch
 
 
-
 def unwrap(module):
     """The module inside a DDP / DataParallel wrapper."""
     return getattr(module, "module", module)

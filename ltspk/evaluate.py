@@ -15,7 +15,7 @@ from ltspk.embeddings_io import save_embeddings
 from ltspk.errors import DataError
 from ltspk.heads.causal_norm import CausalNormHead
 from ltspk.metrics import shot_group_accuracy, verification_metrics
-from ltspk.scoring import EmbeddingTable, cosine_trial_scores, l2_normalize
+from ltspk.scoring import EmbeddingTable, cosine_trial_scores
 
 log = logging.getLogger(__name__)
 
