@@ -56,6 +56,17 @@ class SpeakerBrain(sb.core.Brain):
         if self.checkpointer is not None:
             self.checkpointer.save_and_keep_only(meta={"epoch": epoch, "loss": stage_loss}, num_to_keep=2)
 
+    def _wrap_distributed(self):
+        """SpeechBrain converts BatchNorm to SyncBatchNorm, which only runs on GPUs; on CPU
+        (gloo) wrap in DDP with per-process BatchNorm instead."""
+        if not (self.distributed_launch and str(self.device).startswith("cpu")):
+            return super()._wrap_distributed()
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        for name, module in self.modules.items():
+            if any(p.requires_grad for p in module.parameters()):
+                self.modules[name] = DDP(module, device_ids=None, find_unused_parameters=self.find_unused_parameters)
+
     @property
     def head(self):
         return unwrap(self.modules.classifier)

@@ -84,7 +84,7 @@ class Experiment:
 
     def recover(self):
         """Restore the latest checkpoint (model, head state: priors and CausalNorm direction)."""
-        ckpt = self.brain.checkpointer.recover_if_possible(device=self.brain.device)
+        ckpt = self.brain.checkpointer.recover_if_possible()
         if ckpt is None:
             raise RuntimeError(f"no checkpoint in {self.hparams['save_folder']}: train first")
         return ckpt
