@@ -15,13 +15,13 @@ from ltspk.embeddings_io import save_embeddings
 from ltspk.errors import DataError
 from ltspk.heads.causal_norm import CausalNormHead
 from ltspk.metrics import shot_group_accuracy, verification_metrics
-from ltspk.scoring import EmbeddingTable, cosine_trial_scores
+from ltspk.scoring import EmbeddingTable, as_norm, cosine_trial_scores, speaker_means
 
 log = logging.getLogger(__name__)
 
 
-def _embed_manifest(brain, csv_path, h, progress):
-    ds = load_dataset(csv_path, full_pipeline(h["sample_rate"], h.get("eval_max_seconds")))
+def _embed_manifest(brain, csv_path, h, progress, rows=None):
+    ds = load_dataset(csv_path, full_pipeline(h["sample_rate"], h.get("eval_max_seconds")), rows=rows)
     ds = ds.filtered_sorted(sort_key="duration")
     return brain.embeddings(ds, batch_size=h.get("eval_batch_size", 16), progress=progress)
 
@@ -58,7 +58,27 @@ def verification(brain, prepared, out, h, progress=True):
     m = verification_metrics(scores, labels, tuple(h.get("p_targets", (0.01, 0.05))))
     m["enrol_protocol"] = protocol
     m["scoring"] = "cosine"
+    if h.get("score_norm") == "asnorm":
+        cohort = cohort_embeddings(brain, prepared / "train.csv", h, progress)
+        normed = as_norm(table, [t.enrol for t in trials], [t.test for t in trials], cohort,
+                         h.get("asnorm_top_k", 300), source=trials_path)
+        m["asnorm"] = verification_metrics(normed, labels, tuple(h.get("p_targets", (0.01, 0.05))))
+        m["asnorm"].update(top_k=h.get("asnorm_top_k", 300), cohort_speakers=int(cohort.shape[0]))
     return m
+
+
+def cohort_embeddings(brain, train_csv, h, progress):
+    """AS-norm cohort: speaker-mean embeddings of training speakers, from up to
+    ``asnorm_cohort_utts`` utterances each (first by ID, so the cohort is reproducible)."""
+    per = h.get("asnorm_cohort_utts", 3)
+    chosen, taken = [], {}
+    for u in sorted(read_manifest(train_csv), key=lambda u: u.ID):
+        if taken.get(u.spk_id, 0) < per:
+            taken[u.spk_id] = taken.get(u.spk_id, 0) + 1
+            chosen.append(u)
+    ids, emb = _embed_manifest(brain, train_csv, h, progress, rows=chosen)
+    spk_of = {u.ID: u.spk_id for u in chosen}
+    return speaker_means(EmbeddingTable(ids, emb), spk_of)[1]
 
 
 def speaker_id(brain, encoder, counts_info, prepared, out, h, progress=True):
@@ -130,7 +150,12 @@ def results_table(r):
     if v:
         lines += ["| trials | EER % | minDCF 0.01 | minDCF 0.05 | enrolment |", "|---:|---:|---:|---:|---|",
                   f"| {v['n_trials']} | {_fmt(v['eer'])} | {_fmt(v.get('min_dcf_0.01'), 3)} | "
-                  f"{_fmt(v.get('min_dcf_0.05'), 3)} | {v['enrol_protocol']} |", ""]
+                  f"{_fmt(v.get('min_dcf_0.05'), 3)} | {v['enrol_protocol']} |"]
+        if v.get("asnorm"):
+            a = v["asnorm"]
+            lines.append(f"| {a['n_trials']} (AS-norm top-{a['top_k']}) | {_fmt(a['eer'])} | "
+                         f"{_fmt(a.get('min_dcf_0.01'), 3)} | {_fmt(a.get('min_dcf_0.05'), 3)} | {v['enrol_protocol']} |")
+        lines.append("")
     s = r.get("speaker_id")
     if s:
         th = r["shot_thresholds"]

@@ -54,9 +54,13 @@ def test_train_resume_evaluate(tmp_path):
     assert [line.split(",")[0] for line in log] == ["epoch: 1", "epoch: 2"]
 
     # re-evaluate with other alphas, no retraining
-    r = run("evaluate.py", "demo_tde.yaml", out, "--number_of_epochs", "2", "--tde_alphas", "[0.0, 2.5]")
-    sid = json.loads((out / "results.json").read_text())["speaker_id"]
-    assert "tde alpha=2.5" in sid and "tde alpha=1.5" not in sid
+    r = run("evaluate.py", "demo_tde.yaml", out, "--number_of_epochs", "2", "--tde_alphas", "[0.0, 2.5]",
+            "--score_norm", "asnorm", "--asnorm_top_k", "4")
+    res = json.loads((out / "results.json").read_text())
+    assert "tde alpha=2.5" in res["speaker_id"] and "tde alpha=1.5" not in res["speaker_id"]
+    a = res["verification"]["asnorm"]
+    assert a["cohort_speakers"] == 8 and a["top_k"] == 4 and 0 <= a["eer"] <= 100
+    assert "AS-norm top-4" in r.stdout
     assert len((out / "train_log.txt").read_text().splitlines()) == 2
 
 

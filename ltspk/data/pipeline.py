@@ -85,12 +85,15 @@ def label_pipeline(encoder):
     return pipeline
 
 
-def load_dataset(csv_path, audio_pipeline, encoder=None):
-    """A DynamicItemDataset over a prepared manifest (validated first, for clear errors)."""
+def load_dataset(csv_path, audio_pipeline, encoder=None, rows=None):
+    """A DynamicItemDataset over a prepared manifest (validated first, for clear errors),
+    or over ``rows`` (manifest Utterances) when given."""
+    from dataclasses import asdict
+
     from ltspk.data.manifest import read_manifest
 
-    read_manifest(csv_path)
-    ds = DynamicItemDataset.from_csv(str(csv_path))
+    rows = read_manifest(csv_path) if rows is None else rows
+    ds = DynamicItemDataset({u.ID: {k: v for k, v in asdict(u).items() if k != "ID"} for u in rows})
     ds.add_dynamic_item(audio_pipeline)
     keys = ["id", "sig"]
     if encoder is not None:
