@@ -15,6 +15,24 @@ def save_embeddings(path, ids, matrix):
             np.savez(f, ids=np.asarray(ids, dtype=str), embeddings=matrix)
 
 
+def save_arrays(path, **arrays):
+    """Plain numeric/unicode arrays in one ``.npz``, written atomically (loadable without pickle)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+
+
+def load_arrays(path, keys):
+    """The named arrays of an ``.npz`` written by ``save_arrays``; a clear error when one is missing."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in keys}
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
+    except (KeyError, ValueError, OSError) as e:
+        raise DataError(path, f"missing or unreadable array ({e})") from None
+
+
 def load_embeddings(path):
     try:
         with np.load(path, allow_pickle=False) as z:

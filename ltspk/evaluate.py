@@ -11,7 +11,7 @@ from ltspk.atomic import write_json, write_text
 from ltspk.data.manifest import read_manifest
 from ltspk.data.pipeline import full_pipeline, load_dataset
 from ltspk.data.trials import read_trials
-from ltspk.embeddings_io import save_embeddings
+from ltspk.embeddings_io import save_arrays, save_embeddings
 from ltspk.errors import DataError
 from ltspk.heads.causal_norm import CausalNormHead
 from ltspk.metrics import shot_group_accuracy, verification_metrics
@@ -56,6 +56,7 @@ def verification(brain, prepared, out, h, progress=True):
     scores = cosine_trial_scores(table, [t.enrol for t in trials], [t.test for t in trials], source=trials_path)
     labels = np.array([t.label for t in trials])
     m = verification_metrics(scores, labels, tuple(h.get("p_targets", (0.01, 0.05))))
+    save_arrays(out / "scores_verification.npz", scores=scores, labels=labels)
     m["enrol_protocol"] = protocol
     m["scoring"] = "cosine"
     if h.get("score_norm") == "asnorm":
@@ -99,10 +100,13 @@ def speaker_id(brain, encoder, counts_info, prepared, out, h, progress=True):
     x = torch.from_numpy(emb).to(next(head.parameters()).device)
     results = {}
 
+    predictions = {}
+
     def score(name, **kw):
         with torch.inference_mode():
             pred = head.inference_logits(x, **kw).argmax(1).cpu().numpy()
         results[name] = shot_group_accuracy(pred, targets, groups)
+        predictions[name] = pred
 
     score("plain", mode="plain")
     for tau in h.get("posthoc_la_taus", [1.0]):
@@ -111,6 +115,9 @@ def speaker_id(brain, encoder, counts_info, prepared, out, h, progress=True):
         for alpha in h.get("tde_alphas", [head.alpha]):
             score(f"tde alpha={alpha:g}", mode="tde", alpha=alpha)
         results["tde_mean_cos"] = head.mean_alpha_cos(x, 1.0)
+    speakers = np.array([rows[i] for i in ids])
+    save_arrays(out / "spkid_predictions.npz", modes=np.array(list(predictions)), speakers=speakers,
+                targets=targets, predictions=np.stack(list(predictions.values())))
     return results
 
 

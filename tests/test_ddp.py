@@ -42,7 +42,8 @@ def test_causal_norm_direction_is_averaged_over_ranks(tmp_path):
 def test_torchrun_two_processes(tmp_path):
     out = tmp_path / "run"
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port", str(_free_port())]
-    run("train.py", "demo_tde.yaml", out, "--number_of_epochs", "1", "--distributed_backend=gloo", launcher=launcher)
+    run("train.py", "demo_tde.yaml", out, "--number_of_epochs", "1", "--distributed_backend=gloo", "--sampler", "class",
+        launcher=launcher)
     res = json.loads((out / "results.json").read_text())
     assert res["verification"]["n_trials"] == 60 and res["speaker_id"]["plain"]["n"] == 16
     assert os.path.isfile(out / "save" / "label_encoder.txt")

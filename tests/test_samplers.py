@@ -69,3 +69,16 @@ def test_bad_arguments():
         make_sampler("balanced", LABELS)
     with pytest.raises(ValueError, match="total_epochs"):
         make_sampler("progressive", LABELS)
+
+
+def test_brain_calls_set_epoch_on_a_custom_sampler():
+    import torch
+    from speechbrain.dataio.dataset import DynamicItemDataset
+
+    from ltspk.brain import SpeakerBrain
+
+    brain = SpeakerBrain(modules={"m": torch.nn.Linear(1, 1)}, run_opts={"device": "cpu"})
+    sampler = make_sampler("class", LABELS, seed=0)
+    ds = DynamicItemDataset({str(i): {"x": i} for i in range(len(LABELS))})
+    brain.make_dataloader(ds, stage=__import__("speechbrain").Stage.TRAIN, ckpt_prefix=None, sampler=sampler)
+    assert brain.train_sampler is sampler

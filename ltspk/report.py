@@ -1,0 +1,196 @@
+"""Comparison of runs: one table of every head and inference mode, and plots."""
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ltspk.atomic import atomic_path, write_text
+from ltspk.embeddings_io import load_arrays
+from ltspk.errors import DataError
+
+COLUMNS = ["run", "head", "inference", "EER %", "minDCF 0.01", "minDCF 0.05", "many", "medium", "few", "overall"]
+
+
+def load_run(run_dir):
+    path = Path(run_dir) / "results.json"
+    try:
+        r = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(path, "no results.json: train and evaluate this run first") from None
+    except json.JSONDecodeError as e:
+        raise DataError(path, f"not valid JSON ({e})") from None
+    for key in ("experiment", "head", "speaker_id", "verification"):
+        if key not in r:
+            raise DataError(path, f"not an ltspk results file (no {key!r})")
+    r["_dir"] = str(run_dir)
+    return r
+
+
+def run_label(r):
+    return r.get("experiment") or Path(r["_dir"]).name
+
+
+def comparison_rows(runs):
+    """One row per run and inference mode. Verification columns are filled on the 'plain'
+    row only: post-hoc LA and TDE on logits change speaker ID, not the embeddings."""
+    rows = []
+    for r in runs:
+        v = r.get("verification") or {}
+        modes = {k: a for k, a in (r.get("speaker_id") or {}).items() if isinstance(a, dict)} or {"plain": {}}
+        for mode, a in modes.items():
+            plain = mode == "plain"
+            rows.append({
+                "run": run_label(r), "head": r["head"], "inference": mode,
+                "EER %": v.get("eer") if plain else None,
+                "minDCF 0.01": v.get("min_dcf_0.01") if plain else None,
+                "minDCF 0.05": v.get("min_dcf_0.05") if plain else None,
+                **{g: a.get(g) for g in ("many", "medium", "few", "overall")},
+            })
+            if plain and v.get("asnorm"):
+                n = v["asnorm"]
+                rows.append({"run": run_label(r), "head": r["head"], "inference": f"AS-norm top-{n['top_k']}",
+                             "EER %": n.get("eer"), "minDCF 0.01": n.get("min_dcf_0.01"),
+                             "minDCF 0.05": n.get("min_dcf_0.05")})
+    return rows
+
+
+def _cell(v, col):
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.3f}" if col.startswith("minDCF") else f"{v:.2f}"
+    return str(v)
+
+
+def markdown(rows, synthetic=False):
+    best = {}
+    for col in ("many", "medium", "few", "overall"):
+        vals = [r.get(col) for r in rows if r.get(col) is not None]
+        best[col] = max(vals) if vals else None
+    for col in ("EER %", "minDCF 0.01", "minDCF 0.05"):
+        vals = [r.get(col) for r in rows if r.get(col) is not None]
+        best[col] = min(vals) if vals else None
+    out = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * 3 + "---:|" * (len(COLUMNS) - 3)]
+    for r in rows:
+        cells = []
+        for c in COLUMNS:
+            text = _cell(r.get(c), c)
+            cells.append(f"**{text}**" if text and r.get(c) == best.get(c) else text)
+        out.append("| " + " | ".join(cells) + " |")
+    note = ["", "Bold: best in the column. EER/minDCF (cosine scoring of embeddings) are on each run's plain row: "
+            "post-hoc LA and TDE on logits change speaker ID only. Speaker-ID columns: top-1 accuracy % by shot group."]
+    if synthetic:
+        note.append("All figures are on the SYNTHETIC demo corpus.")
+    return "\n".join(out + note) + "\n"
+
+
+def write_csv(path, rows):
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS)
+    w.writeheader()
+    for r in rows:
+        w.writerow({c: r.get(c) for c in COLUMNS})
+    write_text(path, buf.getvalue())
+
+
+def _save(fig, path):
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+    return path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_shot_groups(rows, path):
+    """Grouped bars: accuracy per shot group, one bar per run/inference mode."""
+    plt = _pyplot()
+    rows = [r for r in rows if r.get("overall") is not None]
+    groups = ["many", "medium", "few", "overall"]
+    fig, ax = plt.subplots(figsize=(max(7, 1.6 * len(groups) + 0.25 * len(rows)), 4.5))
+    width = 0.8 / max(1, len(rows))
+    for i, r in enumerate(rows):
+        vals = [r.get(g) if r.get(g) is not None else np.nan for g in groups]
+        ax.bar(np.arange(len(groups)) + i * width - 0.4 + width / 2, vals, width, label=f"{r['run']}: {r['inference']}")
+    ax.set_xticks(np.arange(len(groups)), groups)
+    ax.set_ylabel("speaker-ID top-1 accuracy %")
+    ax.set_ylim(0, 105)
+    ax.legend(fontsize=7, ncol=2, loc="lower left")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_per_speaker(runs, counts, path, modes=("plain",)):
+    """Per-speaker accuracy against training utterances (log x), one series per run and mode."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for r in runs:
+        f = Path(r["_dir"]) / "spkid_predictions.npz"
+        if not f.is_file():
+            continue
+        z = load_arrays(f, ["modes", "speakers", "targets", "predictions"])
+        for m_i, mode in enumerate(z["modes"]):
+            if str(mode) not in modes:
+                continue
+            correct = z["predictions"][m_i] == z["targets"]
+            spk = z["speakers"]
+            uniq = sorted(set(spk.tolist()))
+            n = np.array([counts.get(s, np.nan) for s in uniq], dtype=float)
+            acc = np.array([100 * correct[spk == s].mean() for s in uniq])
+            order = np.argsort(n)
+            ax.plot(n[order], acc[order], "o", ms=4, alpha=0.6, label=f"{run_label(r)}: {mode}")
+            # running mean over neighbouring speakers shows the trend through the tail
+            k = max(1, len(order) // 8)
+            smooth = np.convolve(acc[order], np.ones(k) / k, mode="valid")
+            ax.plot(n[order][k - 1:], smooth, "-", lw=1.5, color=ax.lines[-1].get_color())
+    ax.set_xscale("log")
+    ax.set_xlabel("training utterances of the speaker (log)")
+    ax.set_ylabel("speaker-ID accuracy %")
+    ax.set_ylim(-5, 105)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_det(runs, path):
+    """DET curves (probit axes) of every run's verification scores."""
+    from scipy.stats import norm
+
+    from ltspk.metrics import det_curve
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    ticks = np.array([0.001, 0.01, 0.05, 0.2, 0.5])
+    for r in runs:
+        f = Path(r["_dir"]) / "scores_verification.npz"
+        if not f.is_file():
+            continue
+        z = load_arrays(f, ["scores", "labels"])
+        fa, miss = det_curve(z["scores"], z["labels"])
+        clip = np.clip
+        ax.plot(norm.ppf(clip(fa, 1e-4, 1 - 1e-4)), norm.ppf(clip(miss, 1e-4, 1 - 1e-4)),
+                label=f"{run_label(r)} (EER {r['verification']['eer']:.2f}%)")
+    ax.set_xticks(norm.ppf(ticks), [f"{100 * t:g}" for t in ticks])
+    ax.set_yticks(norm.ppf(ticks), [f"{100 * t:g}" for t in ticks])
+    ax.set_xlim(norm.ppf(5e-4), norm.ppf(0.6))
+    ax.set_ylim(norm.ppf(5e-4), norm.ppf(0.6))
+    ax.set_xlabel("false alarm rate %")
+    ax.set_ylabel("miss rate %")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
