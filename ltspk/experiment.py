@@ -9,9 +9,9 @@ import logging
 from pathlib import Path
 
 import speechbrain as sb
-from speechbrain.utils.checkpoints import Checkpointer
 
 from ltspk.brain import SpeakerBrain
+from ltspk.checkpoints import AtomicCheckpointer
 from ltspk.data.corpora import prepare_corpus
 from ltspk.data.pipeline import class_counts, crop_pipeline, label_encoder, load_dataset
 from ltspk.data.samplers import make_sampler
@@ -54,7 +54,7 @@ class Experiment:
             "embedding_model": hparams["embedding_model"],
             "classifier": head,
         }
-        checkpointer = Checkpointer(save, recoverables={
+        checkpointer = AtomicCheckpointer(save, recoverables={
             "embedding_model": modules["embedding_model"],
             "classifier": head,
             "normalizer": modules["mean_var_norm"],
@@ -62,6 +62,7 @@ class Experiment:
         })
         self.brain = SpeakerBrain(modules=modules, opt_class=hparams["opt_class"], hparams=hparams,
                                   run_opts=run_opts, checkpointer=checkpointer)
+        checkpointer.remove_incomplete()
         self.brain.loss_fn = build_loss(hparams.get("loss", "ce"), hparams.get("focal_gamma", 2.0))
 
     def train_set(self):
