@@ -59,6 +59,13 @@ def verification(brain, prepared, out, h, progress=True):
     save_arrays(out / "scores_verification.npz", scores=scores, labels=labels)
     m["enrol_protocol"] = protocol
     m["scoring"] = "cosine"
+    head = brain.head
+    if isinstance(head, CausalNormHead) and h.get("tde_embedding_alphas"):
+        m["tde_embeddings"] = {}
+        for alpha in h["tde_embedding_alphas"]:
+            tde_table = EmbeddingTable(table.ids, tde_embeddings(head, table.matrix, alpha))
+            s = cosine_trial_scores(tde_table, [t.enrol for t in trials], [t.test for t in trials], source=trials_path)
+            m["tde_embeddings"][f"{alpha:g}"] = verification_metrics(s, labels, tuple(h.get("p_targets", (0.01, 0.05))))
     if h.get("score_norm") == "asnorm":
         cohort = cohort_embeddings(brain, prepared / "train.csv", h, progress)
         normed = as_norm(table, [t.enrol for t in trials], [t.test for t in trials], cohort,
@@ -66,6 +73,14 @@ def verification(brain, prepared, out, h, progress=True):
         m["asnorm"] = verification_metrics(normed, labels, tuple(h.get("p_targets", (0.01, 0.05))))
         m["asnorm"].update(top_k=h.get("asnorm_top_k", 300), cohort_speakers=int(cohort.shape[0]))
     return m
+
+
+def tde_embeddings(head, matrix, alpha):
+    """TDE for verification (to be measured, not assumed): per CausalNorm head, remove alpha
+    times the projection on the training-mean direction, x_k/||x_k|| - alpha cos_k d_k."""
+    with torch.inference_mode():
+        x = torch.from_numpy(np.asarray(matrix, dtype=np.float32)).to(head.embed_mean.device)
+        return head.debias(x, alpha).reshape(x.shape[0], -1).cpu().numpy()
 
 
 def cohort_embeddings(brain, train_csv, h, progress):
@@ -158,6 +173,9 @@ def results_table(r):
         lines += ["| trials | EER % | minDCF 0.01 | minDCF 0.05 | enrolment |", "|---:|---:|---:|---:|---|",
                   f"| {v['n_trials']} | {_fmt(v['eer'])} | {_fmt(v.get('min_dcf_0.01'), 3)} | "
                   f"{_fmt(v.get('min_dcf_0.05'), 3)} | {v['enrol_protocol']} |"]
+        for alpha, t in (v.get("tde_embeddings") or {}).items():
+            lines.append(f"| {t['n_trials']} (TDE embeddings, alpha {alpha}) | {_fmt(t['eer'])} | "
+                         f"{_fmt(t.get('min_dcf_0.01'), 3)} | {_fmt(t.get('min_dcf_0.05'), 3)} | {v['enrol_protocol']} |")
         if v.get("asnorm"):
             a = v["asnorm"]
             lines.append(f"| {a['n_trials']} (AS-norm top-{a['top_k']}) | {_fmt(a['eer'])} | "

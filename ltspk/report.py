@@ -49,6 +49,10 @@ def comparison_rows(runs):
                 "minDCF 0.05": v.get("min_dcf_0.05") if plain else None,
                 **{g: a.get(g) for g in ("many", "medium", "few", "overall")},
             })
+            for alpha, t in ((v.get("tde_embeddings") or {}).items() if plain else ()):
+                rows.append({"run": run_label(r), "head": r["head"], "inference": f"TDE embeddings alpha={alpha}",
+                             "EER %": t.get("eer"), "minDCF 0.01": t.get("min_dcf_0.01"),
+                             "minDCF 0.05": t.get("min_dcf_0.05")})
             if plain and v.get("asnorm"):
                 n = v["asnorm"]
                 rows.append({"run": run_label(r), "head": r["head"], "inference": f"AS-norm top-{n['top_k']}",

@@ -128,3 +128,15 @@ def test_build_head_errors():
         CausalNormHead(5, 2, num_heads=2)
     with pytest.raises(ValueError, match="no inference mode 'tde'"):
         SoftmaxHead(2, 2).inference_logits(torch.zeros(1, 2), "tde")
+
+
+def test_tde_embeddings_by_hand():
+    from ltspk.evaluate import tde_embeddings
+
+    h = causal_head()
+    with torch.no_grad():
+        h.embed_mean.copy_(torch.tensor([5.0, 0.0, 0.0, 0.5]))  # d = [1, 0], [0, 1]
+    out = tde_embeddings(h, [[3.0, 4.0, 0.0, 2.0]], alpha=1.0)
+    # head 1: [.6, .8] - .6 [1, 0] = [0, .8]; head 2: [0, 1] - 1 [0, 1] = [0, 0]
+    assert out.tolist()[0] == approx([0.0, 0.8, 0.0, 0.0])
+    assert tde_embeddings(h, [[3.0, 4.0, 0.0, 2.0]], alpha=0.0).tolist()[0] == approx([0.6, 0.8, 0.0, 1.0])

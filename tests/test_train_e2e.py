@@ -39,6 +39,7 @@ def test_train_resume_evaluate(tmp_path):
     assert res["synthetic"] and res["head"] == "CausalNormHead"
     v = res["verification"]
     assert v["n_trials"] == 60 and 0 <= v["eer"] <= 100 and 0 <= v["min_dcf_0.01"] <= 1
+    assert set(v["tde_embeddings"]) == {"0.5", "1"} and 0 <= v["tde_embeddings"]["1"]["eer"] <= 100
     sid = res["speaker_id"]
     assert 0 <= sid["plain"]["overall"] <= 100 and sid["plain"]["n"] == 16
     assert sid["tde alpha=0"] == sid["plain"]  # alpha 0 is the plain classifier
