@@ -64,6 +64,18 @@ def test_train_resume_evaluate(tmp_path):
     assert "AS-norm top-4" in r.stdout
     assert len((out / "train_log.txt").read_text().splitlines()) == 2
 
+    # decoupled stage 2 on cached embeddings, merged into the run's results
+    r = run("retrain_classifier.py", "demo_tde.yaml", out, "--number_of_epochs", "2")
+    res = json.loads((out / "results.json").read_text())
+    names = set(res["speaker_id"])
+    assert {"cRT", "LWS", "NCM"} <= names and any(k.startswith("tau-norm tau=") for k in names)
+    assert res["speaker_id"]["cRT"]["n"] == 16 and "tde alpha=2.5" in names
+    assert (out / "stage2" / "train_embeddings.npz").is_file()
+    secs = res["stage2"]["seconds"]
+    assert secs["cRT"] + secs["tau-norm"] + secs["LWS"] + secs["NCM"] < 30  # seconds, not an epoch of audio
+    r = run("retrain_classifier.py", "demo_tde.yaml", out, "--number_of_epochs", "2")  # cache reused
+    assert "embeddings:" not in r.stderr
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("yaml", ["demo_aam.yaml", "demo_la.yaml"])
