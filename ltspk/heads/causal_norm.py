@@ -33,7 +33,7 @@ class CausalNormHead(Head):
         return w / (w.norm(dim=-1, keepdim=True) + self.gamma)
 
     def _score(self, nx):
-        return (self.tau / self.num_heads) * torch.einsum("bkd,ckd->bc", nx, self.normed_weight())
+        return (self.tau / self.num_heads) * torch.einsum("...kd,ckd->...c", nx, self.normed_weight())
 
     def logits(self, x):
         return self._score(normalize_rows(self._split(x)))

@@ -1,0 +1,61 @@
+"""Extraction and the exported SpeechBrain model folder give the recipe's own embeddings."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from test_train_e2e import run
+
+from ltspk.embeddings_io import load_embeddings
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("exp") / "run"
+    run("train.py", "demo_tde.yaml", out, "--number_of_epochs", "1", "--eval_batch_size", "1")
+    return out
+
+
+def test_extract_folder_matches_evaluation_embeddings(trained, tmp_path):
+    wav_dir = trained.parent / "corpus" / "voxceleb1" / "wav"
+    run("extract.py", "demo_tde.yaml", trained, "--audio-dir", str(wav_dir / "id10270"), "--batch-size", "1",
+        "--out", str(tmp_path / "e.npz"), "--ark", str(tmp_path / "e.ark"))
+    ids, emb = load_embeddings(tmp_path / "e.npz")
+    ref_ids, ref = load_embeddings(trained / "embeddings_verification.npz")
+    ref_of = dict(zip(ref_ids, ref))
+    common = [i for i in ids if f"id10270/{i}" in ref_of]
+    assert len(common) >= 2 and emb.dtype == np.float32
+    for i in common:  # one utterance a batch in both: the same embeddings
+        np.testing.assert_allclose(emb[ids.index(i)], ref_of[f"id10270/{i}"], rtol=1e-5, atol=1e-5)
+    # batched: padding reaches valid frames through ECAPA's convolutions, so embeddings move a little
+    run("extract.py", "demo_tde.yaml", trained, "--audio-dir", str(wav_dir / "id10270"), "--batch-size", "8",
+        "--out", str(tmp_path / "b.npz"))
+    _, batched = load_embeddings(tmp_path / "b.npz")
+    cos = (batched * emb).sum(1) / np.linalg.norm(batched, axis=1) / np.linalg.norm(emb, axis=1)
+    assert cos.min() > 0.95 and not np.allclose(batched, emb, atol=1e-5)
+    kaldiio = pytest.importorskip("kaldiio")
+    ark = dict(kaldiio.load_scp(str(tmp_path / "e.scp")))
+    np.testing.assert_allclose(ark[ids[0]], emb[0], rtol=1e-6)
+
+
+def test_exported_folder_loads_in_speechbrain(trained, tmp_path):
+    model = tmp_path / "model"
+    run("extract.py", "demo_tde.yaml", trained, "--export-model", str(model))
+    assert {"hyperparams.yaml", "embedding_model.ckpt", "classifier.ckpt", "label_encoder.txt"} <= {
+        p.name for p in model.iterdir()}
+    from speechbrain.inference.speaker import EncoderClassifier
+
+    enc = EncoderClassifier.from_hparams(source=str(model), savedir=str(tmp_path / "sb"), run_opts={"device": "cpu"})
+    # one utterance at a time (no padding): the recipe's extraction and SpeechBrain's agree exactly
+    one = trained.parent / "corpus" / "voxceleb1" / "wav" / "id10271"
+    run("extract.py", "demo_tde.yaml", trained, "--audio-dir", str(one), "--batch-size", "1",
+        "--out", str(tmp_path / "one.npz"))
+    ids, ref = load_embeddings(tmp_path / "one.npz")
+    for k in (0, len(ids) - 1):
+        wav, sr = sf.read(one / f"{ids[k]}.wav", dtype="float32")
+        assert sr == 16000
+        emb = enc.encode_batch(torch.from_numpy(wav)[None]).squeeze().numpy()
+        np.testing.assert_allclose(emb, ref[k], rtol=1e-5, atol=1e-6)
+    out_prob, score, index, label = enc.classify_batch(torch.from_numpy(wav)[None])
+    speakers = (trained / "save" / "label_encoder.txt").read_text()
+    assert out_prob.shape[-1] == 8 and f"'{label[0]}' => {int(index[0])}" in speakers
