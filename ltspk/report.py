@@ -118,27 +118,52 @@ def _pyplot():
     return plt
 
 
+def _family(mode):
+    return mode.split(" ")[0].split("=")[0]
+
+
+def headline_rows(rows):
+    """Per run: the plain row and, of every other inference family (post-hoc LA, TDE, cRT,
+    tau-norm, LWS, NCM), the variant with the best overall accuracy."""
+    best = {}
+    for r in rows:
+        if r.get("overall") is None or r["inference"] == "tde alpha=0":  # alpha 0 is the plain classifier
+            continue
+        key = (r["run"], _family(r["inference"]))
+        if key not in best or r["overall"] > best[key]["overall"] or r["inference"] == "plain":
+            best[key] = r
+    return list(best.values())
+
+
 def plot_shot_groups(rows, path):
-    """Grouped bars: accuracy per shot group, one bar per run/inference mode."""
+    """Grouped bars: accuracy per shot group for each run's plain inference and the best
+    variant of each other inference family."""
     plt = _pyplot()
-    rows = [r for r in rows if r.get("overall") is not None]
+    rows = headline_rows(rows)
     groups = ["many", "medium", "few", "overall"]
-    fig, ax = plt.subplots(figsize=(max(7, 1.6 * len(groups) + 0.25 * len(rows)), 4.5))
+    fig, ax = plt.subplots(figsize=(9.5, 4.5))
     width = 0.8 / max(1, len(rows))
+    cmap = plt.get_cmap("tab20")
     for i, r in enumerate(rows):
         vals = [r.get(g) if r.get(g) is not None else np.nan for g in groups]
-        ax.bar(np.arange(len(groups)) + i * width - 0.4 + width / 2, vals, width, label=f"{r['run']}: {r['inference']}")
+        ax.bar(np.arange(len(groups)) + i * width - 0.4 + width / 2, vals, width, color=cmap(i % 20),
+               label=f"{r['run']}: {r['inference']}")
     ax.set_xticks(np.arange(len(groups)), groups)
     ax.set_ylabel("speaker-ID top-1 accuracy %")
-    ax.set_ylim(0, 105)
-    ax.legend(fontsize=7, ncol=2, loc="lower left")
+    lows = [r.get(g) for r in rows for g in groups if r.get(g) is not None]
+    ax.set_ylim(max(0, (min(lows) if lows else 0) - 10), 101)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.grid(axis="y", alpha=0.3)
+    ax.set_title("speaker ID by shot group (plain, and the best variant of each inference family)", fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
 
 
-def plot_per_speaker(runs, counts, path, modes=("plain",)):
-    """Per-speaker accuracy against training utterances (log x), one series per run and mode."""
+def plot_per_speaker(runs, counts, path, modes=("plain",), bins=6):
+    """Speaker-ID accuracy against the speaker's training utterances (log x): faint dots per
+    speaker, and the mean over log-spaced bins of training counts, one line per run and mode."""
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for r in runs:
@@ -154,18 +179,26 @@ def plot_per_speaker(runs, counts, path, modes=("plain",)):
             uniq = sorted(set(spk.tolist()))
             n = np.array([counts.get(s, np.nan) for s in uniq], dtype=float)
             acc = np.array([100 * correct[spk == s].mean() for s in uniq])
-            order = np.argsort(n)
-            ax.plot(n[order], acc[order], "o", ms=4, alpha=0.6, label=f"{run_label(r)}: {mode}")
-            # running mean over neighbouring speakers shows the trend through the tail
-            k = max(1, len(order) // 8)
-            smooth = np.convolve(acc[order], np.ones(k) / k, mode="valid")
-            ax.plot(n[order][k - 1:], smooth, "-", lw=1.5, color=ax.lines[-1].get_color())
+            ok = np.isfinite(n)
+            n, acc = n[ok], acc[ok]
+            if not n.size:
+                continue
+            edges = np.geomspace(n.min(), n.max() * 1.0001, bins + 1)
+            which = np.clip(np.digitize(n, edges) - 1, 0, bins - 1)
+            centres = np.sqrt(edges[:-1] * edges[1:])
+            mean = np.array([acc[which == b].mean() if (which == b).any() else np.nan for b in range(bins)])
+            line, = ax.plot(centres, mean, "-o", lw=1.8, ms=5, label=f"{run_label(r)}: {mode}")
+            ax.plot(n, acc, ".", color=line.get_color(), alpha=0.25)
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("training utterances of the speaker (log)")
     ax.set_ylabel("speaker-ID accuracy %")
     ax.set_ylim(-5, 105)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
+    ax.set_title("per speaker (dots) and mean over log-spaced count bins (lines)", fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
 

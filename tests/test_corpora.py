@@ -135,3 +135,14 @@ def test_bad_files_reported_and_skipped(vox1_tree, tmp_path):
     with pytest.raises(DataError, match="00002.wav.*unreadable"):
         prepare_voxceleb(tmp_path / "q", vox1_folder=vox1_tree,
                          options=PrepOptions(holdout_per_speaker=0, progress=False, on_bad_file="raise"))
+
+
+def test_validation_split(vox1_tree, tmp_path):
+    out = tmp_path / "prep"
+    prepare_voxceleb(out, vox1_folder=vox1_tree,
+                     options=PrepOptions(holdout_per_speaker=1, valid_per_speaker=1, progress=False))
+    train, test, valid = (read_manifest(out / f) for f in ("train.csv", "spkid_test.csv", "spkid_valid.csv"))
+    # natural 5, 3, 2 -> test 1 each -> 4, 2, 1 -> validation 1 where one is left to train
+    assert sorted(u.spk_id for u in valid) == ["id10001", "id10002"]
+    assert json.loads((out / "counts.json").read_text())["counts"] == {"id10001": 3, "id10002": 1, "id10003": 1}
+    assert not ({u.ID for u in valid} & {u.ID for u in train + test})

@@ -53,3 +53,10 @@ def test_crt_learns_a_balanced_classifier():
     f = crt(x, y, 3, epochs=10)
     for c in range(3):
         assert (f(x[y == c]).argmax(1).numpy() == c).mean() > 0.9
+
+
+def test_small_corpora_get_a_minimum_number_of_steps():
+    from ltspk.decoupled import _epochs_for
+
+    assert _epochs_for(100_000, 10, 256, 500) == 10  # large: the paper's epochs
+    assert _epochs_for(931, 10, 256, 500) == 125  # 4 steps an epoch -> 125 epochs = 500 steps

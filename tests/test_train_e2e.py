@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--corpus_options", "{n_train_speakers: 8, max_utts: 16, imbalance: 4, n_test_speakers: 4, test_utts: 4, "
         "min_seconds: 1.0, max_seconds: 1.5, n_trials: 60}",
         "--train_dataloader_options", "{batch_size: 8, num_workers: 0, drop_last: True, shuffle: True}",
-        "--prep_options", "!new:ltspk.data.prepare.PrepOptions {holdout_per_speaker: 2, shot_many_above: 8, "
+        "--prep_options", "!new:ltspk.data.prepare.PrepOptions {holdout_per_speaker: 2, valid_per_speaker: 1, shot_many_above: 8, "
         "shot_few_below: 4, progress: False}"]
 
 
@@ -71,6 +71,7 @@ def test_train_resume_evaluate(tmp_path):
     assert {"cRT", "LWS", "NCM"} <= names and any(k.startswith("tau-norm tau=") for k in names)
     assert res["speaker_id"]["cRT"]["n"] == 16 and "tde alpha=2.5" in names
     assert (out / "stage2" / "train_embeddings.npz").is_file()
+    assert res["stage2"]["tau_validation"]["source"] == "spkid_valid.csv"
     secs = res["stage2"]["seconds"]
     assert secs["cRT"] + secs["tau-norm"] + secs["LWS"] + secs["NCM"] < 30  # seconds, not an epoch of audio
     r = run("retrain_classifier.py", "demo_tde.yaml", out, "--number_of_epochs", "2")  # cache reused

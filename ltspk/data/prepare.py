@@ -6,6 +6,7 @@ long-tail controls, splits a balanced speaker-ID test off training, and writes:
 
 - ``train.csv``         training utterances (natural long tail kept: never capped)
 - ``spkid_test.csv``    held-out utterances of training speakers (balanced speaker-ID test)
+- ``spkid_valid.csv``   a second hold-out for choosing inference settings (empty unless asked for)
 - ``verification.csv``  utterances that appear in trials (speakers disjoint from training)
 - ``trials.txt``        ``<0|1> <enrol_id> <test_id>``
 - ``enrol_map.json``    enrol ID -> its source utterance IDs (when the corpus defines one)
@@ -48,6 +49,7 @@ class PrepOptions:
     min_utterances: int = 1
     imbalance_factor: float | None = None  # long-tail sub-sampling target, None = natural
     holdout_per_speaker: int = 2  # speaker-ID test utterances per training speaker
+    valid_per_speaker: int = 0  # speaker-ID validation utterances per training speaker
     shot_many_above: float = 100
     shot_few_below: float = 20
     shot_quantiles: tuple | None = None  # e.g. (1/3, 2/3) instead of fixed thresholds
@@ -125,6 +127,10 @@ def finish_preparation(corpus, save_folder, train_entries, verification_entries,
     train_rows = split.train if split else train
     test_rows = split.test if split else []
     too_small = split.too_small if split else []
+    valid_rows = []
+    if opts.valid_per_speaker:
+        vsplit = speaker_id_split(train_rows, opts.valid_per_speaker, seed=opts.seed + 1)
+        train_rows, valid_rows = vsplit.train, vsplit.test
     if too_small:
         log.warning("%d speaker(s) too small to hold out %d utterance(s) from, kept whole in training: %s",
                     len(too_small), opts.holdout_per_speaker, ", ".join(too_small[:10]))
@@ -143,6 +149,7 @@ def finish_preparation(corpus, save_folder, train_entries, verification_entries,
 
     write_manifest(save / "train.csv", train_rows)
     write_manifest(save / "spkid_test.csv", test_rows)
+    write_manifest(save / "spkid_valid.csv", valid_rows)
     write_manifest(save / "verification.csv", verification)
     if trials:
         write_trials(save / "trials.txt", trials)
@@ -153,6 +160,7 @@ def finish_preparation(corpus, save_folder, train_entries, verification_entries,
         "n_speakers": len(counts),
         "n_train_utterances": len(train_rows),
         "n_spkid_test_utterances": len(test_rows),
+        "n_spkid_valid_utterances": len(valid_rows),
         "n_verification_utterances": len(verification),
         "n_trials": len(trials or []),
         "trials_source": str(trials_source),
