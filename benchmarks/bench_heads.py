@@ -32,6 +32,48 @@ HEADS = {
 }
 
 
+def measure(a, dev, n_classes, fbank, norm, wavs, lens, sync):
+    """Interleaved full-step and head-only times (seconds) per head, for one number of speakers."""
+    model = ECAPA_TDNN(80, channels=[a.channels] * 4 + [3 * a.channels], lin_neurons=a.emb).to(dev).train()
+    heads = {k: f(a.emb, n_classes).to(dev).train() for k, f in HEADS.items()}
+    counts = torch.randint(1, 500, (n_classes,)).tolist()
+    for h in heads.values():
+        h.set_priors(counts)
+    opts = {k: torch.optim.Adam(list(model.parameters()) + list(h.parameters()), lr=1e-3) for k, h in heads.items()}
+    labels = torch.randint(0, n_classes, (a.batch,), device=dev)
+    emb_fixed = torch.randn(a.batch, a.emb, device=dev)
+
+    def step(k):
+        feats = norm(fbank(wavs), lens)
+        loss = F.cross_entropy(heads[k](model(feats, lens).reshape(a.batch, -1), labels), labels)
+        opts[k].zero_grad(set_to_none=True)
+        loss.backward()
+        opts[k].step()
+
+    def head_only(k):
+        x = emb_fixed.clone().requires_grad_(True)
+        F.cross_entropy(heads[k](x, labels), labels).backward()
+
+    full = {k: [] for k in heads}
+    head = {k: [] for k in heads}
+    for k in heads:  # warm-up
+        step(k)
+        head_only(k)
+    for _ in range(a.rounds):
+        for k in heads:
+            sync()
+            t = time.perf_counter()
+            step(k)
+            sync()
+            full[k].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            for _ in range(10):
+                head_only(k)
+            sync()
+            head[k].append((time.perf_counter() - t) / 10)
+    return full, head
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--classes", type=int, nargs="+", default=[1211, 7205])
@@ -44,8 +86,8 @@ def main():
     a = ap.parse_args()
     dev = torch.device(a.device)
     torch.manual_seed(0)
-    print(f"device {dev} ({torch.cuda.get_device_name(dev) if dev.type == 'cuda' else platform.processor() or platform.machine()}),"
-          f" torch {torch.__version__}, threads {torch.get_num_threads()}")
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()
+    print(f"device {dev} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")
     print(f"ECAPA channels {a.channels}, embedding {a.emb}, batch {a.batch} x {a.seconds} s, {a.rounds} rounds\n")
 
     def sync():
@@ -56,47 +98,11 @@ def main():
     wavs = torch.randn(a.batch, int(a.seconds * 16000), device=dev)
     lens = torch.ones(a.batch, device=dev)
     for n_classes in a.classes:
-        model = ECAPA_TDNN(80, channels=[a.channels] * 4 + [3 * a.channels], lin_neurons=a.emb).to(dev).train()
-        heads = {k: f(a.emb, n_classes).to(dev).train() for k, f in HEADS.items()}
-        counts = torch.randint(1, 500, (n_classes,)).tolist()
-        for h in heads.values():
-            h.set_priors(counts)
-        opts = {k: torch.optim.Adam(list(model.parameters()) + list(h.parameters()), lr=1e-3) for k, h in heads.items()}
-        labels = torch.randint(0, n_classes, (a.batch,), device=dev)
-        emb_fixed = torch.randn(a.batch, a.emb, device=dev)
-
-        def step(k):
-            feats = norm(fbank(wavs), lens)
-            loss = F.cross_entropy(heads[k](model(feats, lens).reshape(a.batch, -1), labels), labels)
-            opts[k].zero_grad(set_to_none=True)
-            loss.backward()
-            opts[k].step()
-
-        def head_only(k):
-            x = emb_fixed.clone().requires_grad_(True)
-            F.cross_entropy(heads[k](x, labels), labels).backward()
-
-        full = {k: [] for k in heads}
-        head = {k: [] for k in heads}
-        for k in heads:  # warm-up
-            step(k)
-            head_only(k)
-        for _ in range(a.rounds):
-            for k in heads:
-                sync()
-                t = time.perf_counter()
-                step(k)
-                sync()
-                full[k].append(time.perf_counter() - t)
-                t = time.perf_counter()
-                for _ in range(10):
-                    head_only(k)
-                sync()
-                head[k].append((time.perf_counter() - t) / 10)
+        full, head = measure(a, dev, n_classes, fbank, norm, wavs, lens, sync)
         base = statistics.median(full["aam"])
         print(f"speakers {n_classes}")
         print(f"  {'head':<20} {'step ms':>9} {'x AAM':>7} {'head-only ms':>13} {'head share %':>13}")
-        for k in heads:
+        for k in full:
             m, hm = statistics.median(full[k]), statistics.median(head[k])
             print(f"  {k:<20} {1000 * m:>9.1f} {m / base:>7.3f} {1000 * hm:>13.2f} {100 * hm / m:>13.1f}")
         for name, n_utts in (("VoxCeleb1 dev", 148_642), ("VoxCeleb2 dev", 1_092_009)):

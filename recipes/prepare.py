@@ -28,7 +28,8 @@ def add_options(p):
     g.add_argument("--min-utterances", type=int, default=1, help="drop speakers with fewer utterances")
     g.add_argument("--imbalance-factor", type=float, help="long-tail sub-sampling to this max/min ratio")
     g.add_argument("--holdout", type=int, default=2, help="speaker-ID test utterances per training speaker")
-    g.add_argument("--valid", type=int, default=0, help="speaker-ID validation utterances per training speaker")
+    g.add_argument("--valid", type=int, default=0,
+                   help="speaker-ID validation utterances per training speaker")
     g.add_argument("--many-above", type=float, default=100, help="shot group 'many': n > this")
     g.add_argument("--few-below", type=float, default=20, help="shot group 'few': n < this")
     g.add_argument("--quantiles", type=float, nargs=2, metavar=("LOW", "HIGH"),
@@ -41,7 +42,8 @@ def add_options(p):
 
 def options(a):
     return PrepOptions(min_utterances=a.min_utterances, imbalance_factor=a.imbalance_factor,
-                       holdout_per_speaker=a.holdout, valid_per_speaker=a.valid, shot_many_above=a.many_above, shot_few_below=a.few_below,
+                       holdout_per_speaker=a.holdout, valid_per_speaker=a.valid,
+                       shot_many_above=a.many_above, shot_few_below=a.few_below,
                        shot_quantiles=tuple(a.quantiles) if a.quantiles else None, seed=a.seed,
                        workers=a.workers, verify_samples=a.verify_samples, on_bad_file=a.on_bad_file)
 

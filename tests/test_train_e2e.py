@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--corpus_options", "{n_train_speakers: 8, max_utts: 16, imbalance: 4, n_test_speakers: 4, test_utts: 4, "
         "min_seconds: 1.0, max_seconds: 1.5, n_trials: 60}",
         "--train_dataloader_options", "{batch_size: 8, num_workers: 0, drop_last: True, shuffle: True}",
-        "--prep_options", "!new:ltspk.data.prepare.PrepOptions {holdout_per_speaker: 2, valid_per_speaker: 1, shot_many_above: 8, "
-        "shot_few_below: 4, progress: False}"]
+        "--prep_options", "!new:ltspk.data.prepare.PrepOptions {holdout_per_speaker: 2, valid_per_speaker: 1, "
+        "shot_many_above: 8, shot_few_below: 4, progress: False}"]
 
 
 def run(script, yaml, out, *extra, launcher=None):
