@@ -140,3 +140,13 @@ def test_tde_embeddings_by_hand():
     # head 1: [.6, .8] - .6 [1, 0] = [0, .8]; head 2: [0, 1] - 1 [0, 1] = [0, 0]
     assert out.tolist()[0] == approx([0.0, 0.8, 0.0, 0.0])
     assert tde_embeddings(h, [[3.0, 4.0, 0.0, 2.0]], alpha=0.0).tolist()[0] == approx([0.6, 0.8, 0.0, 1.0])
+
+
+def test_prior_flag_survives_a_checkpoint():
+    h = SoftmaxHead(2, 2, la_tau=1.0)
+    h.set_priors([3, 1])
+    fresh = SoftmaxHead(2, 2, la_tau=1.0)
+    with pytest.raises(RuntimeError, match="needs class priors"):
+        fresh(torch.zeros(1, 2), torch.tensor([0]))
+    fresh.load_state_dict(h.state_dict())
+    assert fresh(torch.zeros(1, 2), torch.tensor([0])).shape == (1, 2)

@@ -36,15 +36,23 @@ class Head(nn.Module):
         self.in_dim, self.n_classes, self.la_tau = int(in_dim), int(n_classes), float(la_tau)
         self.register_buffer("log_prior", torch.zeros(self.n_classes))
         self.register_buffer("has_prior", torch.tensor(False))
+        self._prior_ready = False  # a Python mirror of has_prior: no device sync per training step
 
     def set_priors(self, counts):
         if len(counts) != self.n_classes:
             raise ValueError(f"{len(counts)} class counts for a head of {self.n_classes} classes")
         self.log_prior.copy_(log_priors(counts))
         self.has_prior.fill_(True)
+        self._prior_ready = True
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        flag = state_dict.get(prefix + "has_prior")
+        if flag is not None:
+            self._prior_ready = bool(flag)
 
     def _require_prior(self, what):
-        if not bool(self.has_prior):
+        if not self._prior_ready:
             raise RuntimeError(f"{what} needs class priors: call set_priors(training counts) first")
 
     # subclasses: scores without margins, and the margin version for training
