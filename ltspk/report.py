@@ -33,6 +33,11 @@ def run_label(r):
     return r.get("experiment") or Path(r["_dir"]).name
 
 
+def head_label(r):
+    tau = r.get("loss_logit_adjustment_tau") or 0
+    return r["head"] + (f" + LA loss tau={tau:g}" if tau else "")
+
+
 def comparison_rows(runs):
     """One row per run and inference mode. Verification columns are filled on the 'plain'
     row only: post-hoc LA and TDE on logits change speaker ID, not the embeddings."""
@@ -43,19 +48,19 @@ def comparison_rows(runs):
         for mode, a in modes.items():
             plain = mode == "plain"
             rows.append({
-                "run": run_label(r), "head": r["head"], "inference": mode,
+                "run": run_label(r), "head": head_label(r), "inference": mode,
                 "EER %": v.get("eer") if plain else None,
                 "minDCF 0.01": v.get("min_dcf_0.01") if plain else None,
                 "minDCF 0.05": v.get("min_dcf_0.05") if plain else None,
                 **{g: a.get(g) for g in ("many", "medium", "few", "overall")},
             })
             for alpha, t in ((v.get("tde_embeddings") or {}).items() if plain else ()):
-                rows.append({"run": run_label(r), "head": r["head"], "inference": f"TDE embeddings alpha={alpha}",
+                rows.append({"run": run_label(r), "head": head_label(r), "inference": f"TDE embeddings alpha={alpha}",
                              "EER %": t.get("eer"), "minDCF 0.01": t.get("min_dcf_0.01"),
                              "minDCF 0.05": t.get("min_dcf_0.05")})
             if plain and v.get("asnorm"):
                 n = v["asnorm"]
-                rows.append({"run": run_label(r), "head": r["head"], "inference": f"AS-norm top-{n['top_k']}",
+                rows.append({"run": run_label(r), "head": head_label(r), "inference": f"AS-norm top-{n['top_k']}",
                              "EER %": n.get("eer"), "minDCF 0.01": n.get("min_dcf_0.01"),
                              "minDCF 0.05": n.get("min_dcf_0.05")})
     return rows
@@ -70,6 +75,16 @@ def _cell(v, col):
 
 
 def markdown(rows, synthetic=False):
+    """A headline table (each run's plain row, verification rows, and the best variant of each
+    inference family), then the full table."""
+    head = [r for r in rows if r.get("overall") is None] + headline_rows(rows)
+    order = {id(r): i for i, r in enumerate(rows)}
+    head.sort(key=lambda r: order[id(r)])
+    return ("### Headline: plain inference and the best variant of each inference family\n\n" + _table(head, synthetic)
+            + "\n### Every inference mode\n\n" + _table(rows, synthetic))
+
+
+def _table(rows, synthetic):
     best = {}
     for col in ("many", "medium", "few", "overall"):
         vals = [r.get(col) for r in rows if r.get(col) is not None]
@@ -136,25 +151,30 @@ def headline_rows(rows):
 
 
 def plot_shot_groups(rows, path):
-    """Grouped bars: accuracy per shot group for each run's plain inference and the best
-    variant of each other inference family."""
+    """One panel per shot group; x: inference family (its best variant), one colour per run."""
     plt = _pyplot()
     rows = headline_rows(rows)
+    runs = list(dict.fromkeys(r["run"] for r in rows))
+    families = list(dict.fromkeys(_family(r["inference"]) for r in rows))
+    by = {(r["run"], _family(r["inference"])): r for r in rows}
     groups = ["many", "medium", "few", "overall"]
-    fig, ax = plt.subplots(figsize=(9.5, 4.5))
-    width = 0.8 / max(1, len(rows))
-    cmap = plt.get_cmap("tab20")
-    for i, r in enumerate(rows):
-        vals = [r.get(g) if r.get(g) is not None else np.nan for g in groups]
-        ax.bar(np.arange(len(groups)) + i * width - 0.4 + width / 2, vals, width, color=cmap(i % 20),
-               label=f"{r['run']}: {r['inference']}")
-    ax.set_xticks(np.arange(len(groups)), groups)
-    ax.set_ylabel("speaker-ID top-1 accuracy %")
+    fig, axes = plt.subplots(2, 2, figsize=(max(8, 1.3 * len(families) + 2), 6.5), sharey=True)
+    axes = axes.ravel()
+    width = 0.8 / max(1, len(runs))
     lows = [r.get(g) for r in rows for g in groups if r.get(g) is not None]
-    ax.set_ylim(max(0, (min(lows) if lows else 0) - 10), 101)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    ax.grid(axis="y", alpha=0.3)
-    ax.set_title("speaker ID by shot group (plain, and the best variant of each inference family)", fontsize=9)
+    for ax, g in zip(axes, groups):
+        for i, run in enumerate(runs):
+            vals = [by[(run, f)].get(g) if (run, f) in by and by[(run, f)].get(g) is not None else np.nan
+                    for f in families]
+            ax.bar(np.arange(len(families)) + i * width - 0.4 + width / 2, vals, width, label=run)
+        ax.set_xticks(np.arange(len(families)), families, rotation=45, ha="right", fontsize=8)
+        ax.set_title(g)
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_ylim(max(0, (min(lows) if lows else 0) - 10), 101)
+    for ax in axes[::2]:
+        ax.set_ylabel("top-1 accuracy %")
+    axes[-1].legend(fontsize=8, loc="lower right")
+    fig.suptitle("speaker ID by shot group: each inference family at its best setting", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 
