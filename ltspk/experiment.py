@@ -15,7 +15,7 @@ from ltspk.checkpoints import AtomicCheckpointer
 from ltspk.data.corpora import prepare_corpus
 from ltspk.data.pipeline import class_counts, crop_pipeline, label_encoder, load_dataset
 from ltspk.data.samplers import make_sampler
-from ltspk.data.summary import load_counts
+from ltspk.data.summary import load_counts, plot_counts, summary_text
 from ltspk.losses import build_loss
 
 log = logging.getLogger(__name__)
@@ -25,12 +25,16 @@ def prepare_data(hparams):
     """Prepare the corpus into ``prepared_folder`` unless it already holds a preparation."""
     prepared = Path(hparams["prepared_folder"])
     if not (prepared / "counts.json").is_file():
-        sb.utils.distributed.run_on_main(
-            prepare_corpus,
-            args=[hparams["corpus"], hparams["data_folder"], prepared, hparams["prep_options"]],
-            kwargs=hparams.get("corpus_options") or {},
-        )
+        sb.utils.distributed.run_on_main(_prepare_and_plot, args=[hparams, prepared])
     return prepared
+
+
+def _prepare_and_plot(hparams, prepared):
+    prepare_corpus(hparams["corpus"], hparams["data_folder"], prepared, hparams["prep_options"],
+                   **(hparams.get("corpus_options") or {}))
+    info = load_counts(prepared / "counts.json")
+    log.info("\n%s", summary_text(info))
+    plot_counts(info, prepared / "counts.png")
 
 
 class Experiment:

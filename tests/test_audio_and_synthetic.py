@@ -58,6 +58,13 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
             raise RuntimeError("crash")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+    import os
+
+    with atomic_open(tmp_path / "new.txt") as f:
+        f.write("x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "new.txt").stat().st_mode & 0o777 == 0o666 & ~mask  # as open() would create it
 
 
 def test_synthetic_corpus_is_long_tailed_and_prepares(tmp_path):
