@@ -41,6 +41,7 @@ def make_files(folder, n, fmt, seed=0):
 def loader_rate(rows, workers, batch, crop, batches):
     enc = CategoricalEncoder()
     enc.update_from_iterable([u.spk_id for u in rows])
+    enc.expect_len(len(enc.lab2ind))
     ds = load_dataset(None, crop_pipeline(16000, crop), enc, rows=rows)
     loader = sb.dataio.dataloader.make_dataloader(ds, batch_size=batch, num_workers=workers, shuffle=True,
                                                   drop_last=True, persistent_workers=workers > 0)

@@ -12,7 +12,6 @@ sklearn's roc_curve gives the curve only: EER/minDCF are then read off it with n
 import argparse
 import json
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -65,8 +64,8 @@ def main():
     ap.add_argument("--sb-max", type=int, default=10_000, help="largest size SpeechBrain is run at")
     ap.add_argument("--timeout", type=float, default=300)
     a = ap.parse_args()
-    print(f"CPU: {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
-          f"ru_maxrss unit KiB ({resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > 0})")
+    print(f"CPU: {platform.processor() or platform.machine()}, Python {platform.python_version()}; "
+          "peak MB = growth of the process's peak resident memory during the metric")
     print(f"{'trials':>9} | {'method':<12} | {'time s':>9} | {'peak MB':>8} | {'x ltspk time':>12} | "
           f"{'EER %':>7} | {'minDCF':>7}")
     for n in a.sizes:

@@ -27,7 +27,8 @@ def main(argv):
     ap.add_argument("--out", help="output .npz")
     ap.add_argument("--ark", help="also write Kaldi ark/scp (needs kaldiio)")
     ap.add_argument("--export-model", help="write a SpeechBrain model folder here")
-    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--batch-size", type=int,
+                    help="utterances a batch (default: 1 on CPU, where padding only costs time; 16 on GPU)")
     a, rest = ap.parse_known_args(argv)
     if not (a.export_model or (a.out and (a.manifest or a.audio_dir))):
         ap.error("give --export-model, or --out with --manifest or --audio-dir")
@@ -47,7 +48,8 @@ def main(argv):
     if a.out:
         from ltspk.embeddings_io import save_embeddings
 
-        h = dict(hparams, eval_batch_size=a.batch_size)
+        batch = a.batch_size or (1 if str(exp.brain.device).startswith("cpu") else 16)
+        h = dict(hparams, eval_batch_size=batch)
         rows, bad = None, []
         if a.audio_dir:
             from ltspk.audio_folder import folder_rows

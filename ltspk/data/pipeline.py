@@ -110,12 +110,14 @@ def label_encoder(path, train_csv):
     enc = CategoricalEncoder()
     if path.exists():
         enc.load(path)
+        enc.expect_len(len(enc.lab2ind))
         return enc
     for u in read_manifest(train_csv):
         if u.spk_id not in enc.lab2ind:
             enc.add_label(u.spk_id)
     with atomic_path(path) as tmp:
         enc.save(tmp)
+    enc.expect_len(len(enc.lab2ind))
     return enc
 
 
