@@ -36,3 +36,15 @@ def test_speechbrain_checkpointer_would_list_the_partial_one(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         crashing.save_checkpoint(meta={"step": 2})
     assert [c.meta["step"] for c in crashing.list_checkpoints()] == [2]
+
+
+class Payload:
+    """Any pickled object: loading it would run code from the file."""
+
+
+def test_recovery_refuses_pickled_objects(tmp_path):
+    lin = torch.nn.Linear(2, 2)
+    ckpt = AtomicCheckpointer(tmp_path, recoverables={"lin": lin}).save_checkpoint()
+    torch.save({"weight": torch.zeros(2, 2), "bias": torch.zeros(2), "evil": Payload()}, ckpt.path / "lin.ckpt")
+    with pytest.raises(Exception, match="[Ww]eights only load failed|Unsupported global"):
+        AtomicCheckpointer(tmp_path, recoverables={"lin": torch.nn.Linear(2, 2)}).recover_if_possible()
