@@ -20,7 +20,7 @@ from ltspk.scoring import EmbeddingTable, as_norm, cosine_trial_scores, speaker_
 log = logging.getLogger(__name__)
 
 
-def _embed_manifest(brain, csv_path, h, progress, rows=None):
+def embed_manifest(brain, csv_path, h, progress, rows=None):
     ds = load_dataset(csv_path, full_pipeline(h["sample_rate"], h.get("eval_max_seconds")), rows=rows)
     ds = ds.filtered_sorted(sort_key="duration")
     return brain.embeddings(ds, batch_size=h.get("eval_batch_size", 16), progress=progress)
@@ -44,7 +44,7 @@ def verification(brain, prepared, out, h, progress=True):
     trials_path = prepared / "trials.txt"
     if not trials_path.is_file():
         return None
-    ids, emb = _embed_manifest(brain, prepared / "verification.csv", h, progress)
+    ids, emb = embed_manifest(brain, prepared / "verification.csv", h, progress)
     save_embeddings(out / "embeddings_verification.npz", ids, emb)
     table = EmbeddingTable(ids, emb)
     protocol = "audio"
@@ -92,7 +92,7 @@ def cohort_embeddings(brain, train_csv, h, progress):
         if taken.get(u.spk_id, 0) < per:
             taken[u.spk_id] = taken.get(u.spk_id, 0) + 1
             chosen.append(u)
-    ids, emb = _embed_manifest(brain, train_csv, h, progress, rows=chosen)
+    ids, emb = embed_manifest(brain, train_csv, h, progress, rows=chosen)
     spk_of = {u.ID: u.spk_id for u in chosen}
     return speaker_means(EmbeddingTable(ids, emb), spk_of)[1]
 
@@ -106,7 +106,7 @@ def speaker_id(brain, encoder, counts_info, prepared, out, h, progress=True):
     if unknown:
         raise DataError(test_csv, f"label encoder mismatch: {len(unknown)} test speaker(s) unknown to the "
                                   f"trained model's label encoder (e.g. {unknown[:3]})")
-    ids, emb = _embed_manifest(brain, test_csv, h, progress)
+    ids, emb = embed_manifest(brain, test_csv, h, progress)
     save_embeddings(out / "embeddings_spkid_test.npz", ids, emb)
     targets = np.array([encoder.lab2ind[rows[i]] for i in ids])
     groups = np.array([counts_info["shot_groups"][rows[i]] for i in ids])

@@ -93,3 +93,17 @@ class Experiment:
         if ckpt is None:
             raise RuntimeError(f"no checkpoint in {self.hparams['save_folder']}: train first")
         return ckpt
+
+
+def trained_experiment(argv):
+    """For the recipes that use a trained run: parse SpeechBrain's command line
+    (``HPARAMS [--run_opts] [--overrides]``), build the experiment and restore its latest
+    checkpoint. Returns (experiment, hparams file, overrides)."""
+    from hyperpyyaml import load_hyperpyyaml
+
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    with open(hparams_file, encoding="utf-8") as f:
+        hparams = load_hyperpyyaml(f, overrides)
+    exp = Experiment(hparams, run_opts)
+    exp.recover()
+    return exp, hparams_file, overrides

@@ -12,7 +12,7 @@ from ltspk.atomic import write_json
 from ltspk.data.manifest import read_manifest
 from ltspk.decoupled import choose_tau, crt, lws, ncm, tau_normalized_logits
 from ltspk.embeddings_io import load_embeddings, save_embeddings
-from ltspk.evaluate import _embed_manifest
+from ltspk.evaluate import embed_manifest
 from ltspk.metrics import shot_group_accuracy
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ def cached_embeddings(brain, csv_path, cache, h, progress=True):
         if sorted(ids) == sorted(u.ID for u in rows):
             return ids, emb, rows
         log.warning("%s does not match %s any more: extracting again", cache, csv_path)
-    ids, emb = _embed_manifest(brain, csv_path, h, progress)
+    ids, emb = embed_manifest(brain, csv_path, h, progress)
     save_embeddings(cache, ids, emb)
     return ids, emb, rows
 

@@ -9,22 +9,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import speechbrain as sb  # noqa: E402
-from hyperpyyaml import load_hyperpyyaml  # noqa: E402
-
 from ltspk.errors import LtspkError  # noqa: E402
 
 
 def main(argv):
-    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    with open(hparams_file, encoding="utf-8") as f:
-        hparams = load_hyperpyyaml(f, overrides)
-
     from ltspk.evaluate import evaluate, results_table
-    from ltspk.experiment import Experiment
+    from ltspk.experiment import trained_experiment
 
-    exp = Experiment(hparams, run_opts)
-    exp.recover()
+    exp, _, _ = trained_experiment(argv)
     print(results_table(evaluate(exp)))
 
 

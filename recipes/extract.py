@@ -14,9 +14,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import speechbrain as sb  # noqa: E402
-from hyperpyyaml import load_hyperpyyaml  # noqa: E402
-
 from ltspk.errors import LtspkError  # noqa: E402
 
 
@@ -32,15 +29,11 @@ def main(argv):
     a, rest = ap.parse_known_args(argv)
     if not (a.export_model or (a.out and (a.manifest or a.audio_dir))):
         ap.error("give --export-model, or --out with --manifest or --audio-dir")
-    hparams_file, run_opts, overrides = sb.parse_arguments(rest)
-    with open(hparams_file, encoding="utf-8") as f:
-        hparams = load_hyperpyyaml(f, overrides)
+    from ltspk.evaluate import embed_manifest
+    from ltspk.experiment import trained_experiment
 
-    from ltspk.evaluate import _embed_manifest
-    from ltspk.experiment import Experiment
-
-    exp = Experiment(hparams, run_opts)
-    exp.recover()
+    exp, hparams_file, overrides = trained_experiment(rest)
+    hparams = exp.hparams
     if a.export_model:
         from ltspk.export import export_model_folder
 
@@ -57,7 +50,7 @@ def main(argv):
             rows, bad = folder_rows(a.audio_dir)
             for p, why in bad:
                 print(f"skipped {p}: {why}", file=sys.stderr)
-        ids, emb = _embed_manifest(exp.brain, a.manifest or a.audio_dir, h, True, rows=rows)
+        ids, emb = embed_manifest(exp.brain, a.manifest or a.audio_dir, h, True, rows=rows)
         save_embeddings(a.out, ids, emb)
         print(f"{len(ids)} embeddings of dimension {emb.shape[1]} -> {a.out}")
         if a.ark:
