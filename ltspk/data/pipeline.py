@@ -13,11 +13,13 @@ from ltspk.atomic import atomic_path
 from ltspk.errors import DataError
 
 
-def _read_segment(path, start, length):
-    """``length`` native-rate samples from ``start`` (mono float32) and the file's sample rate."""
+def _read_segment(path, window):
+    """Mono float32 samples and the file's sample rate, from one open of the file;
+    ``window(sample_rate) -> (start, length)`` in native-rate samples."""
     try:
         with sf.SoundFile(path) as f:
             sr = f.samplerate
+            start, length = window(sr)
             f.seek(start)
             data = f.read(length, dtype="float32", always_2d=True)
     except (RuntimeError, sf.LibsndfileError) as e:
@@ -45,11 +47,13 @@ def crop_pipeline(sample_rate, crop_seconds):
     @sb.utils.data_pipeline.provides("sig")
     def pipeline(wav, start, stop):
         start, stop = int(start), int(stop)
-        sr = sf.info(wav).samplerate
-        need = math.ceil(crop_seconds * sr)
-        avail = stop - start
-        offset = start + (int(torch.randint(0, avail - need + 1, (1,))) if avail > need else 0)
-        x, sr = _read_segment(wav, offset, min(need, avail))
+
+        def window(sr):
+            need, avail = math.ceil(crop_seconds * sr), stop - start
+            offset = start + (int(torch.randint(0, avail - need + 1, (1,))) if avail > need else 0)
+            return offset, min(need, avail)
+
+        x, sr = _read_segment(wav, window)
         sig = _to_tensor(x, sr, sample_rate, wav)
         target = int(round(crop_seconds * sample_rate))
         if sig.numel() < target:
@@ -66,11 +70,11 @@ def full_pipeline(sample_rate, max_seconds=None):
     @sb.utils.data_pipeline.provides("sig")
     def pipeline(wav, start, stop):
         start, stop = int(start), int(stop)
-        sr = sf.info(wav).samplerate
-        length = stop - start
-        if max_seconds:
-            length = min(length, int(max_seconds * sr))
-        x, sr = _read_segment(wav, start, length)
+
+        def window(sr):
+            return start, (min(stop - start, int(max_seconds * sr)) if max_seconds else stop - start)
+
+        x, sr = _read_segment(wav, window)
         return _to_tensor(x, sr, sample_rate, wav)
 
     return pipeline
