@@ -15,6 +15,7 @@ from ltspk.embeddings_io import save_arrays, save_embeddings
 from ltspk.errors import DataError
 from ltspk.heads.causal_norm import CausalNormHead
 from ltspk.metrics import shot_group_accuracy, verification_metrics
+from ltspk.report import verification_variants
 from ltspk.scoring import EmbeddingTable, as_norm, cosine_trial_scores, speaker_means
 
 log = logging.getLogger(__name__)
@@ -53,9 +54,11 @@ def verification(brain, prepared, out, h, progress=True):
         table = enrol_by_mean(table, json.loads(map_path.read_text()))
         protocol = "mean"
     trials = read_trials(trials_path)
-    scores = cosine_trial_scores(table, [t.enrol for t in trials], [t.test for t in trials], source=trials_path)
+    enrol_ids, test_ids = [t.enrol for t in trials], [t.test for t in trials]
     labels = np.array([t.label for t in trials])
-    m = verification_metrics(scores, labels, tuple(h.get("p_targets", (0.01, 0.05))))
+    p_targets = tuple(h.get("p_targets", (0.01, 0.05)))
+    scores = cosine_trial_scores(table, enrol_ids, test_ids, source=trials_path)
+    m = verification_metrics(scores, labels, p_targets)
     save_arrays(out / "scores_verification.npz", scores=scores, labels=labels)
     m["enrol_protocol"] = protocol
     m["scoring"] = "cosine"
@@ -64,13 +67,12 @@ def verification(brain, prepared, out, h, progress=True):
         m["tde_embeddings"] = {}
         for alpha in h["tde_embedding_alphas"]:
             tde_table = EmbeddingTable(table.ids, tde_embeddings(head, table.matrix, alpha))
-            s = cosine_trial_scores(tde_table, [t.enrol for t in trials], [t.test for t in trials], source=trials_path)
-            m["tde_embeddings"][f"{alpha:g}"] = verification_metrics(s, labels, tuple(h.get("p_targets", (0.01, 0.05))))
+            s = cosine_trial_scores(tde_table, enrol_ids, test_ids, source=trials_path)
+            m["tde_embeddings"][f"{alpha:g}"] = verification_metrics(s, labels, p_targets)
     if h.get("score_norm") == "asnorm":
         cohort = cohort_embeddings(brain, prepared / "train.csv", h, progress)
-        normed = as_norm(table, [t.enrol for t in trials], [t.test for t in trials], cohort,
-                         h.get("asnorm_top_k", 300), source=trials_path)
-        m["asnorm"] = verification_metrics(normed, labels, tuple(h.get("p_targets", (0.01, 0.05))))
+        normed = as_norm(table, enrol_ids, test_ids, cohort, h.get("asnorm_top_k", 300), source=trials_path)
+        m["asnorm"] = verification_metrics(normed, labels, p_targets)
         m["asnorm"].update(top_k=h.get("asnorm_top_k", 300), cohort_speakers=int(cohort.shape[0]))
     return m
 
@@ -113,9 +115,7 @@ def speaker_id(brain, encoder, counts_info, prepared, out, h, progress=True):
     head = brain.head
     head.eval()
     x = torch.from_numpy(emb).to(next(head.parameters()).device)
-    results = {}
-
-    predictions = {}
+    results, predictions = {}, {}
 
     def score(name, **kw):
         with torch.inference_mode():
@@ -170,16 +170,10 @@ def results_table(r):
     lines = [f"## {r['experiment']}: {r['head']} on {r['corpus']}{tag}", ""]
     v = r.get("verification")
     if v:
-        lines += ["| trials | EER % | minDCF 0.01 | minDCF 0.05 | enrolment |", "|---:|---:|---:|---:|---|",
-                  f"| {v['n_trials']} | {_fmt(v['eer'])} | {_fmt(v.get('min_dcf_0.01'), 3)} | "
-                  f"{_fmt(v.get('min_dcf_0.05'), 3)} | {v['enrol_protocol']} |"]
-        for alpha, t in (v.get("tde_embeddings") or {}).items():
-            lines.append(f"| {t['n_trials']} (TDE embeddings, alpha {alpha}) | {_fmt(t['eer'])} | "
-                         f"{_fmt(t.get('min_dcf_0.01'), 3)} | {_fmt(t.get('min_dcf_0.05'), 3)} | {v['enrol_protocol']} |")
-        if v.get("asnorm"):
-            a = v["asnorm"]
-            lines.append(f"| {a['n_trials']} (AS-norm top-{a['top_k']}) | {_fmt(a['eer'])} | "
-                         f"{_fmt(a.get('min_dcf_0.01'), 3)} | {_fmt(a.get('min_dcf_0.05'), 3)} | {v['enrol_protocol']} |")
+        lines += ["| trials | scoring | EER % | minDCF 0.01 | minDCF 0.05 | enrolment |", "|---:|---|---:|---:|---:|---|"]
+        for name, m in verification_variants(v):
+            lines.append(f"| {m['n_trials']} | {name} | {_fmt(m['eer'])} | {_fmt(m.get('min_dcf_0.01'), 3)} | "
+                         f"{_fmt(m.get('min_dcf_0.05'), 3)} | {v['enrol_protocol']} |")
         lines.append("")
     s = r.get("speaker_id")
     if s:

@@ -44,7 +44,6 @@ class Experiment:
         self.counts_info = load_counts(self.prepared / "counts.json")
         save = Path(hparams["save_folder"])
         save.mkdir(parents=True, exist_ok=True)
-        self.encoder = None
         sb.utils.distributed.run_on_main(label_encoder, args=[save / "label_encoder.txt", self.prepared / "train.csv"])
         self.encoder = label_encoder(save / "label_encoder.txt", self.prepared / "train.csv")
         counts = class_counts(self.encoder, self.counts_info["counts"], self.prepared / "counts.json")

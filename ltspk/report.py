@@ -38,6 +38,22 @@ def head_label(r):
     return r["head"] + (f" + LA loss tau={tau:g}" if tau else "")
 
 
+def verification_variants(v):
+    """(name, metrics) of every verification result of a run: cosine scoring of the plain
+    embeddings first, then TDE-debiased embeddings per alpha, then AS-norm."""
+    if not v:
+        return
+    yield "cosine", v
+    for alpha, t in (v.get("tde_embeddings") or {}).items():
+        yield f"TDE embeddings alpha={alpha}", t
+    if v.get("asnorm"):
+        yield f"AS-norm top-{v['asnorm']['top_k']}", v["asnorm"]
+
+
+def _detection_columns(m):
+    return {"EER %": m.get("eer"), "minDCF 0.01": m.get("min_dcf_0.01"), "minDCF 0.05": m.get("min_dcf_0.05")}
+
+
 def comparison_rows(runs):
     """One row per run and inference mode. Verification columns are filled on the 'plain'
     row only: post-hoc LA and TDE on logits change speaker ID, not the embeddings."""
@@ -47,22 +63,13 @@ def comparison_rows(runs):
         modes = {k: a for k, a in (r.get("speaker_id") or {}).items() if isinstance(a, dict)} or {"plain": {}}
         for mode, a in modes.items():
             plain = mode == "plain"
-            rows.append({
-                "run": run_label(r), "head": head_label(r), "inference": mode,
-                "EER %": v.get("eer") if plain else None,
-                "minDCF 0.01": v.get("min_dcf_0.01") if plain else None,
-                "minDCF 0.05": v.get("min_dcf_0.05") if plain else None,
-                **{g: a.get(g) for g in ("many", "medium", "few", "overall")},
-            })
-            for alpha, t in ((v.get("tde_embeddings") or {}).items() if plain else ()):
-                rows.append({"run": run_label(r), "head": head_label(r), "inference": f"TDE embeddings alpha={alpha}",
-                             "EER %": t.get("eer"), "minDCF 0.01": t.get("min_dcf_0.01"),
-                             "minDCF 0.05": t.get("min_dcf_0.05")})
-            if plain and v.get("asnorm"):
-                n = v["asnorm"]
-                rows.append({"run": run_label(r), "head": head_label(r), "inference": f"AS-norm top-{n['top_k']}",
-                             "EER %": n.get("eer"), "minDCF 0.01": n.get("min_dcf_0.01"),
-                             "minDCF 0.05": n.get("min_dcf_0.05")})
+            rows.append({"run": run_label(r), "head": head_label(r), "inference": mode,
+                         **_detection_columns(v if plain else {}),
+                         **{g: a.get(g) for g in ("many", "medium", "few", "overall")}})
+            if plain:
+                for name, m in list(verification_variants(v))[1:]:
+                    rows.append({"run": run_label(r), "head": head_label(r), "inference": name,
+                                 **_detection_columns(m)})
     return rows
 
 

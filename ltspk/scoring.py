@@ -15,6 +15,7 @@ class EmbeddingTable:
         self.ids = list(ids)
         self.matrix = matrix
         self.index = {u: i for i, u in enumerate(self.ids)}
+        self._normalized = None
         if len(self.index) != len(self.ids):
             raise ValueError("duplicate utterance IDs in the embedding table")
 
@@ -25,8 +26,10 @@ class EmbeddingTable:
             raise DataError(source, f"utterance {e.args[0]!r} has no embedding") from None
 
     def normalized(self):
-        norms = np.linalg.norm(self.matrix, axis=1, keepdims=True)
-        return self.matrix / np.maximum(norms, 1e-12)
+        """The L2-normalised matrix, computed once (the table is not modified after creation)."""
+        if self._normalized is None:
+            self._normalized = l2_normalize(self.matrix)
+        return self._normalized
 
 
 def l2_normalize(x):
