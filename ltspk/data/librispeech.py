@@ -66,11 +66,7 @@ def prepare_librispeech(save_folder, data_folder, train_subsets=("train-clean-10
         raise DataError(speakers_txt, f"speaker(s) {', '.join(unknown[:5])} on disk but not in SPEAKERS.TXT")
     trials = []
     if verification:
-        # trial generation only needs IDs and speakers; durations come later
-        from ltspk.data.manifest import Utterance
-
-        rows = [Utterance(e.id, 1.0, e.path, 0, 1, e.spk_id) for e in verification]
-        trials = generate_trials(rows, n_trials, seed=options.seed)
+        trials = generate_trials({e.id: e.spk_id for e in verification}, n_trials, seed=options.seed)
         used = {i for t in trials for i in (t.enrol, t.test)}
         verification = [e for e in verification if e.id in used]
     meta = {"train_subsets": list(train_subsets), "trial_subsets": list(trial_subsets),

@@ -82,12 +82,13 @@ def check_trials_cover(trials, known_ids, path):
         raise DataError(path, f"{len(missing)} trial utterance(s) not found in the audio: {shown}")
 
 
-def generate_trials(utterances, n_trials, target_ratio=0.5, seed=0):
-    """Random trials among ``utterances`` (held-out speakers): a fixed share of target
-    pairs, the rest non-target, no duplicate pairs, no utterance against itself."""
+def generate_trials(speaker_of, n_trials, target_ratio=0.5, seed=0):
+    """Random trials among the utterances of ``speaker_of`` (utterance ID -> speaker, held-out
+    speakers): a fixed share of target pairs, the rest non-target, no duplicate pairs, no
+    utterance against itself."""
     by_spk = {}
-    for u in sorted(utterances, key=lambda u: u.ID):
-        by_spk.setdefault(u.spk_id, []).append(u.ID)
+    for uid, spk in sorted(speaker_of.items()):
+        by_spk.setdefault(spk, []).append(uid)
     multi = [s for s, v in by_spk.items() if len(v) >= 2]
     if len(by_spk) < 2 or not multi:
         raise ValueError("trial generation needs >= 2 speakers and one with >= 2 utterances")
