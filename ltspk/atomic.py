@@ -7,6 +7,7 @@ never reads a truncated manifest, embedding table or result as valid.
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -65,3 +66,45 @@ def read_json(path):
         raise DataError(path, "file not found") from None
     except json.JSONDecodeError as e:
         raise DataError(path, f"not valid JSON ({e})") from None
+
+
+def _old_name(path):
+    return path.with_name(f".{path.name}.old")
+
+
+def recover_folder(path):
+    """Finish or undo a folder swap a crash interrupted: put a lone ``.NAME.old`` back, and
+    remove left-over ``.NAME.*.tmp`` build folders (one run per folder: nothing else writes them)."""
+    path = Path(path)
+    old = _old_name(path)
+    if old.exists():
+        if path.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(old, path)
+    if path.parent.is_dir():
+        for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged_folder(path):
+    """Yield a fresh temporary folder beside ``path``; when the block ends cleanly it replaces
+    ``path`` whole, so the files in it are only ever seen together. On an error the
+    temporary folder is removed and ``path`` is left as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    recover_folder(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = _old_name(path)
+    if path.exists():
+        os.replace(path, old)
+    os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,30 +1,38 @@
-"""Evaluation of a trained experiment: verification (EER, minDCF) and speaker ID by shot group."""
+"""Evaluation of a trained experiment: verification (EER, minDCF) and speaker ID by shot group.
+
+Every tunable inference setting (post-hoc tau, TDE alpha, ...) is chosen on the ``spkid_valid``
+split and reported on ``spkid_test`` at that choice; the other settings' test figures are kept
+as labelled diagnostics. Outputs are built in a temporary folder and replace
+``<run>/evaluation/`` whole (records, scores, predictions, embeddings), then ``results.json``
+and ``results.md`` are rebuilt from every stage's records (``ltspk.records``). A step that
+fails (for example verification on a broken trial list) is recorded as failed and the other
+steps' results are still written; the error is raised after that.
+"""
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ltspk.atomic import write_json, write_text
+from ltspk.atomic import staged_folder, write_json
 from ltspk.data.manifest import read_manifest
-from ltspk.data.pipeline import full_pipeline, load_dataset
 from ltspk.data.trials import read_trials
+from ltspk.embed import cached_embeddings, embed_manifest, labels_of, model_fingerprint
 from ltspk.embeddings_io import save_arrays, save_embeddings
-from ltspk.errors import DataError
-from ltspk.heads.causal_norm import CausalNormHead
+from ltspk.errors import DataError, LtspkError
 from ltspk.metrics import shot_group_accuracy, verification_metrics
-from ltspk.report import verification_variants
+from ltspk.records import Record, rebuild_results, stage_document, sweep_records
 from ltspk.scoring import EmbeddingTable, as_norm, cosine_trial_scores, speaker_means
 
 log = logging.getLogger(__name__)
+STAGE = "evaluate"
 
 
-def embed_manifest(brain, csv_path, h, progress, rows=None):
-    ds = load_dataset(csv_path, full_pipeline(h["sample_rate"], h.get("eval_max_seconds")), rows=rows)
-    ds = ds.filtered_sorted(sort_key="duration")
-    return brain.embeddings(ds, batch_size=h.get("eval_batch_size", 16), progress=progress)
+class EvaluationError(LtspkError):
+    """One or more evaluation steps failed; the others' results were written."""
 
 
 def enrol_by_mean(table, enrol_map):
@@ -41,11 +49,62 @@ def enrol_by_mean(table, enrol_map):
     return EmbeddingTable([ids[i] for i in order], np.concatenate(rows)[order])
 
 
-def verification(brain, prepared, out, h, progress=True):
+def tunable_grids(head, h):
+    """{family: (Tunable, grid)} of the head's tunable inference families, grids from hparams."""
+    out = {}
+    for family, t in head.inference_families().items():
+        grid = h.get(t.hparam, t.grid)
+        if grid:
+            out[family] = (t, [float(v) for v in grid])
+    return out
+
+
+def has_rows(csv_path):
+    return Path(csv_path).is_file() and bool(read_manifest(csv_path))
+
+
+def require_validation(prepared, params, what):
+    """Tunable settings are chosen on spkid_valid only: refuse before any work when it is missing."""
+    valid = Path(prepared) / "spkid_valid.csv"
+    if params and not has_rows(valid):
+        raise DataError(valid, f"{what} chooses {', '.join(params)} on a speaker-ID validation split, and this "
+                               "preparation has none: prepare with `valid_per_speaker: N` in prep_options "
+                               "(recipes/prepare.py --valid N), or turn the sweeps off "
+                               "(e.g. --posthoc_la_taus [] --tde_alphas [])")
+
+
+def run_info(exp, model_hash):
+    h, head = exp.hparams, exp.brain.head
+    tau = head.la_tau
+    return {
+        "experiment": h.get("experiment", ""), "seed": h.get("seed"), "corpus": h["corpus"],
+        "synthetic": h["corpus"] == "synthetic", "head": type(head).__name__,
+        "head_label": type(head).__name__ + (f" + LA loss tau={tau:g}" if tau else ""),
+        "loss_logit_adjustment_tau": tau, "loss": h.get("loss", "ce"), "sampler": h.get("sampler") or "shuffle",
+        "epochs": h["number_of_epochs"], "shot_thresholds": exp.counts_info["shot_thresholds"],
+        "shot_group_sizes": exp.counts_info.get("shot_group_sizes"),
+        "imbalance_factor_target": (exp.counts_info.get("options") or {}).get("imbalance_factor"),
+        "imbalance_factor": exp.counts_info.get("imbalance_factor"),
+        "model_sha256": model_hash,
+    }
+
+
+def _trial_speakers(ids_needed, prepared):
+    spk = {u.ID: u.spk_id for u in read_manifest(prepared / "verification.csv")}
+    map_path = prepared / "enrol_map.json"
+    if map_path.is_file():
+        for enrol, sources in json.loads(map_path.read_text()).items():
+            spk.setdefault(enrol, spk.get(sources[0], "?"))
+    return np.array([spk.get(i, "?") for i in ids_needed])
+
+
+def verification(brain, prepared, out, h, progress, model_hash, cache):
+    """Verification records (cosine scoring, the head's embedding variants, AS-norm)."""
     trials_path = prepared / "trials.txt"
     if not trials_path.is_file():
-        return None
-    ids, emb = embed_manifest(brain, prepared / "verification.csv", h, progress)
+        return []
+    ids, emb = cached_embeddings(brain, prepared / "verification.csv", cache / "verification.npz", h, progress,
+                                 model_hash)
     save_embeddings(out / "embeddings_verification.npz", ids, emb)
     table = EmbeddingTable(ids, emb)
     protocol = "audio"
@@ -58,31 +117,35 @@ def verification(brain, prepared, out, h, progress=True):
     labels = np.array([t.label for t in trials])
     p_targets = tuple(h.get("p_targets", (0.01, 0.05)))
     scores = cosine_trial_scores(table, enrol_ids, test_ids, source=trials_path)
-    m = verification_metrics(scores, labels, p_targets)
-    save_arrays(out / "scores_verification.npz", scores=scores, labels=labels)
-    m["enrol_protocol"] = protocol
-    m["scoring"] = "cosine"
+    save_arrays(out / "scores_verification.npz", scores=scores, labels=labels,
+                enrol_speakers=_trial_speakers(enrol_ids, prepared), test_speakers=_trial_speakers(test_ids, prepared))
+    records = [Record(STAGE, "verification", "cosine", "trials", {**verification_metrics(scores, labels, p_targets),
+                                                                  "enrol_protocol": protocol})]
     head = brain.head
-    if isinstance(head, CausalNormHead) and h.get("tde_embedding_alphas"):
-        m["tde_embeddings"] = {}
-        for alpha in h["tde_embedding_alphas"]:
-            tde_table = EmbeddingTable(table.ids, tde_embeddings(head, table.matrix, alpha))
-            s = cosine_trial_scores(tde_table, enrol_ids, test_ids, source=trials_path)
-            m["tde_embeddings"][f"{alpha:g}"] = verification_metrics(s, labels, p_targets)
+    for family, t in head.embedding_variants().items():
+        for value in h.get(t.hparam, t.grid) or []:
+            with torch.inference_mode():
+                x = torch.from_numpy(np.asarray(table.matrix, dtype=np.float32)).to(head.log_prior.device)
+                tx = head.transform_embeddings(family, x, **{t.param: float(value)}).cpu().numpy()
+            s = cosine_trial_scores(EmbeddingTable(table.ids, tx), enrol_ids, test_ids, source=trials_path)
+            records.append(Record(STAGE, "verification", family, "trials", verification_metrics(s, labels, p_targets),
+                                  {t.param: float(value)}, "diagnostic"))
     if h.get("score_norm") == "asnorm":
         cohort = cohort_embeddings(brain, prepared / "train.csv", h, progress)
-        normed = as_norm(table, enrol_ids, test_ids, cohort, h.get("asnorm_top_k", 300), source=trials_path)
-        m["asnorm"] = verification_metrics(normed, labels, p_targets)
-        m["asnorm"].update(top_k=h.get("asnorm_top_k", 300), cohort_speakers=int(cohort.shape[0]))
-    return m
+        top_k = h.get("asnorm_top_k", 300)
+        normed = as_norm(table, enrol_ids, test_ids, cohort, top_k, source=trials_path)
+        records.append(Record(STAGE, "verification", "asnorm", "trials",
+                              {**verification_metrics(normed, labels, p_targets), "cohort_speakers": int(cohort.shape[0])},
+                              {"top_k": float(top_k)}))
+    return records
 
 
 def tde_embeddings(head, matrix, alpha):
     """TDE for verification (to be measured, not assumed): per CausalNorm head, remove alpha
     times the projection on the training-mean direction, x_k/||x_k|| - alpha cos_k d_k."""
     with torch.inference_mode():
-        x = torch.from_numpy(np.asarray(matrix, dtype=np.float32)).to(head.embed_mean.device)
-        return head.debias(x, alpha).reshape(x.shape[0], -1).cpu().numpy()
+        x = torch.from_numpy(np.asarray(matrix, dtype=np.float32)).to(head.log_prior.device)
+        return head.transform_embeddings("tde_embeddings", x, tde_alpha=alpha).cpu().numpy()
 
 
 def cohort_embeddings(brain, train_csv, h, progress):
@@ -99,89 +162,84 @@ def cohort_embeddings(brain, train_csv, h, progress):
     return speaker_means(EmbeddingTable(ids, emb), spk_of)[1]
 
 
-def speaker_id(brain, encoder, counts_info, prepared, out, h, progress=True):
-    test_csv = prepared / "spkid_test.csv"
-    rows = {u.ID: u.spk_id for u in read_manifest(test_csv)}
-    if not rows:
-        return None
-    unknown = sorted({s for s in rows.values() if s not in encoder.lab2ind})
-    if unknown:
-        raise DataError(test_csv, f"label encoder mismatch: {len(unknown)} test speaker(s) unknown to the "
-                                  f"trained model's label encoder (e.g. {unknown[:3]})")
-    ids, emb = embed_manifest(brain, test_csv, h, progress)
-    save_embeddings(out / "embeddings_spkid_test.npz", ids, emb)
-    targets = np.array([encoder.lab2ind[rows[i]] for i in ids])
-    groups = np.array([counts_info["shot_groups"][rows[i]] for i in ids])
-    head = brain.head
-    head.eval()
-    x = torch.from_numpy(emb).to(next(head.parameters()).device)
-    results, predictions = {}, {}
+class SpeakerIdSplit:
+    """Embeddings of one speaker-ID split with their classes and shot groups."""
 
-    def score(name, **kw):
+    def __init__(self, brain, csv_path, encoder, shot_groups, h, progress, model_hash, cache):
+        rows = read_manifest(csv_path)
+        self.ids, emb = cached_embeddings(brain, csv_path, cache, h, progress, model_hash)
+        self.targets, self.speakers = labels_of(self.ids, rows, encoder, csv_path)
+        self.groups = np.array([shot_groups[s] for s in self.speakers])
+        self.x = torch.from_numpy(emb).to(brain.head.log_prior.device)
+        self.emb = emb
+
+    def predict(self, head, family, **params):
         with torch.inference_mode():
-            pred = head.inference_logits(x, **kw).argmax(1).cpu().numpy()
-        results[name] = shot_group_accuracy(pred, targets, groups)
-        predictions[name] = pred
+            return head.inference_logits(self.x, family, **params).argmax(1).cpu().numpy()
 
-    score("plain", mode="plain")
-    for tau in h.get("posthoc_la_taus", [1.0]):
-        score(f"posthoc_la tau={tau:g}", mode="posthoc_la", tau=tau)
-    if isinstance(head, CausalNormHead):
-        for alpha in h.get("tde_alphas", [head.alpha]):
-            score(f"tde alpha={alpha:g}", mode="tde", alpha=alpha)
-        results["tde_mean_cos"] = head.mean_alpha_cos(x, 1.0)
-    speakers = np.array([rows[i] for i in ids])
-    save_arrays(out / "spkid_predictions.npz", modes=np.array(list(predictions)), speakers=speakers,
-                targets=targets, predictions=np.stack(list(predictions.values())))
-    return results
+    def accuracy(self, pred):
+        return shot_group_accuracy(pred, self.targets, self.groups)
+
+
+def speaker_id(exp, out, progress, model_hash, cache):
+    """Speaker-ID records: plain, and every tunable family chosen on spkid_valid."""
+    h, brain, prepared = exp.hparams, exp.brain, exp.prepared
+    test_csv = prepared / "spkid_test.csv"
+    if not has_rows(test_csv):
+        return []
+    head = brain.head.eval()
+    shot = exp.counts_info["shot_groups"]
+    test = SpeakerIdSplit(brain, test_csv, exp.encoder, shot, h, progress, model_hash, cache / "spkid_test.npz")
+    save_embeddings(out / "embeddings_spkid_test.npz", test.ids, test.emb)
+    predictions = {}
+
+    def on_test(family, **params):
+        pred = test.predict(head, family, **params)
+        rec_key = Record(STAGE, "speaker_id", family, "spkid_test", {}, params).key
+        predictions[rec_key] = pred
+        return test.accuracy(pred)
+
+    records = [Record(STAGE, "speaker_id", "plain", "spkid_test", on_test("plain"))]
+    grids = tunable_grids(head, h)
+    if grids:
+        valid = SpeakerIdSplit(brain, prepared / "spkid_valid.csv", exp.encoder, shot, h, progress, model_hash,
+                               cache / "spkid_valid.npz")
+        for family, (t, grid) in grids.items():
+            recs, _ = sweep_records(
+                STAGE, family, t.param, grid,
+                valid_metric=lambda v, f=family, p=t.param: valid.accuracy(valid.predict(head, f, **{p: float(v)})),
+                test_metrics=lambda v, f=family, p=t.param: on_test(f, **{p: float(v)}),
+                neutral=t.neutral)
+            records += recs
+    save_arrays(out / "spkid_predictions.npz", modes=np.array(list(predictions)), speakers=test.speakers,
+                targets=test.targets, predictions=np.stack(list(predictions.values())))
+    return records
 
 
 def evaluate(experiment, out=None, progress=True):
-    """Run every evaluation, write ``results.json`` and ``results.md``; return the results."""
-    h = experiment.hparams
-    out = Path(out or h["output_folder"])
-    prepared = experiment.prepared
-    brain = experiment.brain
-    corpus = h["corpus"]
-    results = {
-        "experiment": h.get("experiment", ""),
-        "corpus": corpus,
-        "synthetic": corpus == "synthetic",
-        "head": type(brain.head).__name__,
-        "loss_logit_adjustment_tau": brain.head.la_tau,
-        "sampler": h.get("sampler") or "shuffle",
-        "epochs": h["number_of_epochs"],
-        "shot_thresholds": experiment.counts_info["shot_thresholds"],
-        "shot_group_sizes": experiment.counts_info.get("shot_group_sizes"),
-        "verification": verification(brain, prepared, out, h, progress),
-        "speaker_id": speaker_id(brain, experiment.encoder, experiment.counts_info, prepared, out, h, progress),
-    }
-    write_json(out / "results.json", results)
-    write_text(out / "results.md", results_table(results))
-    return results
-
-
-def _fmt(v, digits=2):
-    return "-" if v is None else f"{v:.{digits}f}"
-
-
-def results_table(r):
-    tag = " (SYNTHETIC corpus)" if r.get("synthetic") else ""
-    lines = [f"## {r['experiment']}: {r['head']} on {r['corpus']}{tag}", ""]
-    v = r.get("verification")
-    if v:
-        lines += ["| trials | scoring | EER % | minDCF 0.01 | minDCF 0.05 | enrolment |", "|---:|---|---:|---:|---:|---|"]
-        for name, m in verification_variants(v):
-            lines.append(f"| {m['n_trials']} | {name} | {_fmt(m['eer'])} | {_fmt(m.get('min_dcf_0.01'), 3)} | "
-                         f"{_fmt(m.get('min_dcf_0.05'), 3)} | {v['enrol_protocol']} |")
-        lines.append("")
-    s = r.get("speaker_id")
-    if s:
-        th = r["shot_thresholds"]
-        lines += [f"Speaker-ID top-1 accuracy % (many: {th['many']}, medium: {th['medium']}, few: {th['few']} "
-                  "training utterances)", "",
-                  "| inference | many | medium | few | overall |", "|---|---:|---:|---:|---:|"]
-        for name, a in s.items():
-            if isinstance(a, dict):
-                lines.append(f"| {name} | {_fmt(a['many'])} | {_fmt(a['medium'])} | {_fmt(a['few'])} | {_fmt(a['overall'])} |")
-    return "\n".join(lines) + "\n"
+    """Run every evaluation step, replace ``<run>/evaluation/`` whole, rebuild ``results.json``
+    and ``results.md``; return the run's collected results (``ltspk.records.collect``)."""
+    h, brain, prepared = experiment.hparams, experiment.brain, experiment.prepared
+    run_dir = Path(out or h["output_folder"])
+    require_validation(prepared, [t.param for t, _ in tunable_grids(brain.head, h).values()], "evaluation")
+    model_hash = model_fingerprint(brain)
+    cache = run_dir / "cache"
+    records, failures = [], {}
+    with staged_folder(run_dir / "evaluation") as tmp:
+        steps = (("verification", lambda: verification(brain, prepared, tmp, h, progress, model_hash, cache)),
+                 ("speaker_id", lambda: speaker_id(experiment, tmp, progress, model_hash, cache)))
+        for name, step in steps:
+            try:
+                records += step()
+            except (LtspkError, ValueError) as e:
+                log.error("evaluation step %s failed: %s", name, e)
+                failures[name] = str(e)
+        counts = prepared / "counts.json"
+        if counts.is_file():
+            shutil.copyfile(counts, tmp / "counts.json")
+        write_json(tmp / "records.json", stage_document(STAGE, records, run_info(experiment, model_hash), failures))
+    res = rebuild_results(run_dir)
+    if failures:
+        raise EvaluationError("evaluation step(s) failed: " + "; ".join(f"{k}: {v}" for k, v in failures.items())
+                              + f" (the other results are in {run_dir / 'results.json'})")
+    return res

@@ -44,12 +44,23 @@ class OperatingPoints:
     p_fa: np.ndarray
 
 
-def operating_points(scores, labels):
+def operating_points(scores, labels, weights=None):
+    """``weights`` (non-negative, one per trial) count a trial that many times: the bootstrap
+    over speakers (``ltspk.stats``) weights each trial by how often its speakers were drawn."""
     scores, labels = _validate(scores, labels)
     order = np.argsort(-scores, kind="stable")
     s, lab = scores[order], labels[order]
-    tp = np.cumsum(lab)
-    fp = np.arange(1, s.size + 1) - tp
+    if weights is None:
+        tp = np.cumsum(lab)
+        fp = np.arange(1, s.size + 1) - tp
+    else:
+        w = np.asarray(weights, dtype=np.float64).ravel()
+        if w.shape != scores.shape or (w < 0).any():
+            raise ValueError("weights must be one non-negative number per trial")
+        w = w[order]
+        tp, fp = np.cumsum(w * lab), np.cumsum(w * ~lab)
+        if tp[-1] <= 0 or fp[-1] <= 0:
+            raise ValueError("the weighted trials need both target and non-target weight")
     last_of_run = np.r_[s[1:] != s[:-1], True]  # thresholds fall between distinct scores
     n_tar, n_non = tp[-1], fp[-1]
     p_miss = np.r_[1.0, 1.0 - tp[last_of_run] / n_tar]
@@ -83,9 +94,9 @@ def det_curve(scores, labels, max_points=2000):
     return pts.p_fa[idx], pts.p_miss[idx]
 
 
-def verification_metrics(scores, labels, p_targets=(0.01, 0.05)):
+def verification_metrics(scores, labels, p_targets=(0.01, 0.05), weights=None):
     """EER (%) and normalised minDCF at each p_target, from one sort."""
-    pts = operating_points(scores, labels)
+    pts = operating_points(scores, labels, weights)
     out = {"eer": 100 * eer(None, None, pts)[0], "n_trials": int(len(np.asarray(scores).ravel()))}
     for p in p_targets:
         out[f"min_dcf_{p:g}"] = min_dcf(None, None, p, points=pts)[0]

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""Evaluate a trained run again (e.g. with other TDE alphas or post-hoc tau), no retraining.
+"""Evaluate a trained run again (e.g. with other TDE alphas or post-hoc taus), no retraining.
 
   python recipes/evaluate.py hparams/demo_tde.yaml --output_folder RUN_DIR [--tde_alphas "[0, 1, 2]"]
+
+Tunable settings are chosen on the run's spkid_valid split. Replaces RUN_DIR/evaluation/ whole
+and rebuilds RUN_DIR/results.json and results.md (stage-2 records are kept).
 """
 
 import sys
@@ -13,8 +16,9 @@ from ltspk.errors import LtspkError  # noqa: E402
 
 
 def main(argv):
-    from ltspk.evaluate import evaluate, results_table
+    from ltspk.evaluate import evaluate
     from ltspk.experiment import trained_experiment
+    from ltspk.records import results_table
 
     exp, _, _ = trained_experiment(argv)
     print(results_table(evaluate(exp)))

@@ -3,9 +3,10 @@
 
   python recipes/retrain_classifier.py hparams/demo_tde.yaml [--output_folder RUN_DIR]
 
-Training embeddings are extracted once (cached in RUN_DIR/stage2/); the classifiers are then
-fitted in seconds. Results go to RUN_DIR/stage2/results.json and into RUN_DIR/results.json,
-so recipes/compare.py shows them beside the stage-1 inference modes.
+Embeddings are extracted once and cached in RUN_DIR/cache/ (made again when the model or the
+manifest changes); the classifiers are then fitted in seconds. tau-norm's power is chosen on
+spkid_valid. RUN_DIR/stage2/ is replaced whole, and RUN_DIR/results.json / results.md are
+rebuilt with the stage-2 records beside the evaluation's.
 """
 
 import sys
@@ -18,20 +19,17 @@ from ltspk.errors import LtspkError  # noqa: E402
 
 def main(argv):
     from ltspk.experiment import trained_experiment
-    from ltspk.stage2 import run_stage2
+    from ltspk.records import collect, results_table
+    from ltspk.retrain import run_stage2
 
     exp, _, _ = trained_experiment(argv)
-    summary = run_stage2(exp)
-    print("| classifier | many | medium | few | overall |\n|---|---:|---:|---:|---:|")
-    for name, a in summary["speaker_id"].items():
-        cells = " | ".join("-" if a[g] is None else f"{a[g]:.2f}" for g in ("many", "medium", "few", "overall"))
-        print(f"| {name} | {cells} |")
-    print(f"tau chosen on {summary['tau_validation']['source']}")
-    print("seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in summary["seconds"].items()))
+    _, info = run_stage2(exp)
+    print(results_table(collect(exp.hparams["output_folder"])))
+    print("seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in info["seconds"].items()))
 
 
 if __name__ == "__main__":
     try:
         main(sys.argv[1:])
-    except (LtspkError, RuntimeError) as e:
+    except (LtspkError, RuntimeError, ValueError) as e:
         sys.exit(f"error: {e}")

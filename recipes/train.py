@@ -35,10 +35,9 @@ def main(argv):
     exp = Experiment(hparams, run_opts)
     exp.fit()
     if hparams.get("evaluate_after_training", True) and sb.utils.distributed.if_main_process():
-        results = evaluate(exp)
-        from ltspk.evaluate import results_table
+        from ltspk.records import results_table
 
-        print(results_table(results))
+        print(results_table(evaluate(exp)))
         print(f"results: {Path(hparams['output_folder']) / 'results.json'}")
 
 

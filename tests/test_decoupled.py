@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from ltspk.decoupled import choose_tau, crt, lws, ncm, tau_normalized_logits
+from ltspk.decoupled import choose_power, crt, lws, ncm, tau_normalized_logits
 
 W = [[2.0, 0.0], [0.0, 1.0]]
 
@@ -18,10 +18,20 @@ def test_tau_norm_by_hand():
     assert tau_normalized_logits(W, x, 2.0).tolist()[0] == pytest.approx([r / 2, r])
 
 
-def test_choose_tau_on_validation():
-    # x = [1, 1.2]/|.|: class 0 scores 1.28 / 2^tau, class 1 scores .768 -> right once tau > 0.737
-    best, scores = choose_tau(W, [[1.0, 1.2]], [1])
-    assert scores[0.7] == 0.0 and scores[0.8] == 1.0 and best == 1.0  # ties go to the tau nearest 1
+def test_choose_power_on_validation():
+    # x = [1, 1.2]/|.|: class 0 scores 1.28 / 2^p, class 1 scores .768 -> right once p > 0.737
+    best, scores = choose_power(W, [[1.0, 1.2]], [1])
+    assert scores[0.7] == 0.0 and scores[0.8] == 1.0 and best == 0.8  # ties go to the least change (smallest p)
+
+
+def test_crt_leaves_the_global_generator_alone():
+    import torch
+
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    crt(np.eye(3), [0, 1, 2], 3, epochs=1, min_steps=1, seed=7)
+    assert torch.equal(torch.rand(3), expected)
 
 
 def test_ncm_by_hand():

@@ -21,7 +21,7 @@ def test_extract_folder_matches_evaluation_embeddings(trained, tmp_path):
     run("extract.py", "demo_tde.yaml", trained, "--audio-dir", str(wav_dir / "id10270"), "--batch-size", "1",
         "--out", str(tmp_path / "e.npz"), "--ark", str(tmp_path / "e.ark"))
     ids, emb = load_embeddings(tmp_path / "e.npz")
-    ref_ids, ref = load_embeddings(trained / "embeddings_verification.npz")
+    ref_ids, ref = load_embeddings(trained / "evaluation" / "embeddings_verification.npz")
     ref_of = dict(zip(ref_ids, ref))
     common = [i for i in ids if f"id10270/{i}" in ref_of]
     assert len(common) >= 2 and emb.dtype == np.float32

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from ltspk.heads import AAMHead, CausalNormHead, CosineHead, SoftmaxHead, build_head, log_priors
+from ltspk.heads import AAMHead, CausalNormHead, CosineHead, SoftmaxHead, log_priors
 from ltspk.losses import focal_loss
 
 G = 1 / 32
@@ -49,7 +49,8 @@ def test_logit_adjusted_loss_and_posthoc():
     x = torch.tensor([[1.0, 2.0]])
     assert h(x, torch.tensor([0])).tolist()[0] == approx([1 + 1.5 * math.log(0.75), 2 + 1.5 * math.log(0.25)])
     assert h.inference_logits(x).tolist()[0] == approx([1.0, 2.0])
-    assert h.inference_logits(x, "posthoc_la", tau=2.0).tolist()[0] == approx([1 - 2 * math.log(0.75), 2 - 2 * math.log(0.25)])
+    adjusted = h.inference_logits(x, "posthoc_la", posthoc_tau=2.0).tolist()[0]
+    assert adjusted == approx([1 - 2 * math.log(0.75), 2 - 2 * math.log(0.25)])
     # log(0) is guarded: a zero-count class gets log(1e-12), never -inf
     assert log_priors([2, 0]).tolist() == approx([math.log(1 + 1e-12), math.log(1e-12)])
     with pytest.raises(RuntimeError, match="needs class priors"):
@@ -68,7 +69,7 @@ def test_aam_with_logit_adjustment():
 
 
 def causal_head():
-    h = CausalNormHead(4, 2, num_heads=2, tau=16, gamma=G)
+    h = CausalNormHead(4, 2, num_heads=2, scale=16, gamma=G)
     with torch.no_grad():
         h.weight.copy_(torch.tensor([[1.0, 0.0, 0.0, 1.0], [0.0, 2.0, 2.0, 0.0]]))
     return h
@@ -102,15 +103,15 @@ def test_tde_by_hand_and_checkpoint_roundtrip():
     h.set_priors([1, 1])
     x = torch.tensor([[3.0, 4.0, 0.0, 2.0]])
     # alpha = 1: head 1 [.6,.8] - .6*[1,0] = [0,.8]; head 2 [0,1] - 1*[0,1] = 0
-    assert h.inference_logits(x, "tde", alpha=1.0).tolist()[0] == approx([0.0, 8 * 0.8 * 2 / (2 + G)])
+    assert h.inference_logits(x, "tde", tde_alpha=1.0).tolist()[0] == approx([0.0, 8 * 0.8 * 2 / (2 + G)])
     # alpha = 0 is the plain logits
-    assert h.inference_logits(x, "tde", alpha=0.0).tolist()[0] == approx(h(x).tolist()[0])
+    assert h.inference_logits(x, "tde", tde_alpha=0.0).tolist()[0] == approx(h(x).tolist()[0])
     assert h.mean_alpha_cos(x, alpha=2.0) == approx(2 * (0.6 + 1.0) / 2)
     state = h.state_dict()
     assert {"embed_mean", "log_prior", "has_prior", "weight"} <= set(state)
-    fresh = CausalNormHead(4, 2, num_heads=2, tau=16, gamma=G)
+    fresh = CausalNormHead(4, 2, num_heads=2, scale=16, gamma=G)
     fresh.load_state_dict(state)
-    assert torch.allclose(fresh.inference_logits(x, "tde", alpha=1.0), h.inference_logits(x, "tde", alpha=1.0))
+    assert torch.allclose(fresh.inference_logits(x, "tde", tde_alpha=1.0), h.inference_logits(x, "tde", tde_alpha=1.0))
     with pytest.raises(RuntimeError, match="moving-average feature"):
         CausalNormHead(4, 2).inference_logits(x, "tde")
 
@@ -121,12 +122,19 @@ def test_focal_loss_by_hand():
     assert focal_loss(logits, torch.tensor([1]), gamma=0).item() == approx(-math.log(0.75))
 
 
-def test_build_head_errors():
-    with pytest.raises(ValueError, match="unknown head"):
-        build_head("arcface2", 4, 2)
+def test_heads_declare_their_variants():
+    soft, cn = SoftmaxHead(4, 3), CausalNormHead(4, 3)
+    assert list(soft.inference_families()) == ["posthoc_la"] and soft.embedding_variants() == {}
+    assert list(cn.inference_families()) == ["posthoc_la", "tde"] and list(cn.embedding_variants()) == ["tde_embeddings"]
+    for t in (*soft.inference_families().values(), *cn.inference_families().values()):
+        assert t.neutral in t.grid  # validation can always choose "no adjustment"
+    assert soft.classifier_weight() is soft.linear.weight and cn.classifier_weight() is cn.weight
+
+
+def test_head_errors():
     with pytest.raises(ValueError, match="not divisible"):
         CausalNormHead(5, 2, num_heads=2)
-    with pytest.raises(ValueError, match="no inference mode 'tde'"):
+    with pytest.raises(ValueError, match="no inference family 'tde'"):
         SoftmaxHead(2, 2).inference_logits(torch.zeros(1, 2), "tde")
 
 

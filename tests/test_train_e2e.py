@@ -31,19 +31,39 @@ def latest_ckpt(out):
     return max((out / "save").glob("CKPT+*"), key=lambda p: p.stat().st_mtime)
 
 
+def records(out):
+    from ltspk.records import collect
+
+    return collect(out)
+
+
+def one(res, task, family, role="headline", **params):
+    from ltspk.records import find
+
+    found = find(res["records"], task, family, role, **params)
+    assert len(found) == 1, (task, family, role, params, [r.key for r in res["records"]])
+    return found[0]
+
+
 def test_train_resume_evaluate(tmp_path):
     out = tmp_path / "run"
     r = run("train.py", "demo_tde.yaml", out, "--number_of_epochs", "1")
     assert "SYNTHETIC corpus" in r.stdout
-    res = json.loads((out / "results.json").read_text())
-    assert res["synthetic"] and res["head"] == "CausalNormHead"
-    v = res["verification"]
+    res = records(out)
+    assert res["run"]["synthetic"] and res["run"]["head"] == "CausalNormHead" and res["run"]["seed"] == 1986
+    assert json.loads((out / "results.json").read_text())["schema_version"] == 2
+    v = one(res, "verification", "cosine").metrics
     assert v["n_trials"] == 60 and 0 <= v["eer"] <= 100 and 0 <= v["min_dcf_0.01"] <= 1
-    assert set(v["tde_embeddings"]) == {"0.5", "1"} and 0 <= v["tde_embeddings"]["1"]["eer"] <= 100
-    sid = res["speaker_id"]
-    assert 0 <= sid["plain"]["overall"] <= 100 and sid["plain"]["n"] == 16
-    assert sid["tde alpha=0"] == sid["plain"]  # alpha 0 is the plain classifier
-    assert {"tde alpha=1.5", "posthoc_la tau=1"} <= set(sid)
+    tde_emb = {r.params["tde_alpha"] for r in res["records"] if r.family == "tde_embeddings"}
+    assert tde_emb == {0.5, 1.0}
+    plain = one(res, "speaker_id", "plain").metrics
+    assert 0 <= plain["overall"] <= 100 and plain["n"] == 16
+    alpha0 = [r for r in find_all(res, "tde", None) if r.split == "spkid_test" and r.params["tde_alpha"] == 0.0]
+    assert len(alpha0) == 1 and alpha0[0].metrics == plain  # alpha 0 is the plain classifier
+    for family in ("tde", "posthoc_la"):
+        chosen = one(res, "speaker_id", family)  # one headline per tunable family, chosen on validation
+        assert chosen.chosen_on["split"] == "spkid_valid" and chosen.split == "spkid_test"
+        assert len(find_all(res, family, "validation")) == len(find_all(res, family, None)) // 2
     assert (out / "results.md").read_text().count("|") > 20
     state = torch.load(latest_ckpt(out) / "classifier.ckpt", weights_only=True)
     assert state["embed_mean"].abs().sum() > 0 and bool(state["has_prior"])
@@ -54,28 +74,35 @@ def test_train_resume_evaluate(tmp_path):
     log = (out / "train_log.txt").read_text().splitlines()
     assert [line.split(",")[0] for line in log] == ["epoch: 1", "epoch: 2"]
 
-    # re-evaluate with other alphas, no retraining
-    r = run("evaluate.py", "demo_tde.yaml", out, "--number_of_epochs", "2", "--tde_alphas", "[0.0, 2.5]",
-            "--score_norm", "asnorm", "--asnorm_top_k", "4")
-    res = json.loads((out / "results.json").read_text())
-    assert "tde alpha=2.5" in res["speaker_id"] and "tde alpha=1.5" not in res["speaker_id"]
-    a = res["verification"]["asnorm"]
-    assert a["cohort_speakers"] == 8 and a["top_k"] == 4 and 0 <= a["eer"] <= 100
-    assert "AS-norm top-4" in r.stdout
-    assert len((out / "train_log.txt").read_text().splitlines()) == 2
-
-    # decoupled stage 2 on cached embeddings, merged into the run's results
+    # decoupled stage 2 on cached embeddings, beside the evaluation's records
     r = run("retrain_classifier.py", "demo_tde.yaml", out, "--number_of_epochs", "2")
-    res = json.loads((out / "results.json").read_text())
-    names = set(res["speaker_id"])
-    assert {"cRT", "LWS", "NCM"} <= names and any(k.startswith("tau-norm tau=") for k in names)
-    assert res["speaker_id"]["cRT"]["n"] == 16 and "tde alpha=2.5" in names
-    assert (out / "stage2" / "train_embeddings.npz").is_file()
-    assert res["stage2"]["tau_validation"]["source"] == "spkid_valid.csv"
-    secs = res["stage2"]["seconds"]
-    assert secs["cRT"] + secs["tau-norm"] + secs["LWS"] + secs["NCM"] < 30  # seconds, not an epoch of audio
+    res = records(out)
+    assert one(res, "speaker_id", "cRT").metrics["n"] == 16 and one(res, "speaker_id", "NCM")
+    tau_norm = one(res, "speaker_id", "tau_norm")
+    assert tau_norm.chosen_on["split"] == "spkid_valid"
+    assert "stage2" in (out / "results.md").read_text() and "cRT" in (out / "results.md").read_text()
+    secs = res["stages"]["stage2"]["seconds"]
+    assert secs["cRT"] + secs["tau_norm"] + secs["LWS"] + secs["NCM"] < 30  # seconds, not an epoch of audio
     r = run("retrain_classifier.py", "demo_tde.yaml", out, "--number_of_epochs", "2")  # cache reused
     assert "embeddings:" not in r.stderr
+
+    # re-evaluate with other alphas, no retraining: stage 2 is kept
+    r = run("evaluate.py", "demo_tde.yaml", out, "--number_of_epochs", "2", "--tde_alphas", "[0.0, 2.5]",
+            "--score_norm", "asnorm", "--asnorm_top_k", "4")
+    res = records(out)
+    alphas = {r.params["tde_alpha"] for r in res["records"] if r.family == "tde"}
+    assert alphas == {0.0, 2.5}
+    a = one(res, "verification", "asnorm")
+    assert a.metrics["cohort_speakers"] == 8 and a.params["top_k"] == 4 and 0 <= a.metrics["eer"] <= 100
+    assert "asnorm top_k=4" in r.stdout
+    assert one(res, "speaker_id", "cRT") and "cRT" in (out / "results.md").read_text()
+    assert len((out / "train_log.txt").read_text().splitlines()) == 2
+
+
+def find_all(res, family, role):
+    from ltspk.records import find
+
+    return find(res["records"], "speaker_id", family, role)
 
 
 @pytest.mark.slow
@@ -83,4 +110,4 @@ def test_train_resume_evaluate(tmp_path):
 def test_other_demo_heads(tmp_path, yaml):
     out = tmp_path / "run"
     run("train.py", yaml, out, "--number_of_epochs", "1")
-    assert json.loads((out / "results.json").read_text())["head"] == "AAMHead"
+    assert json.loads((out / "results.json").read_text())["run"]["head"] == "AAMHead"

@@ -2,13 +2,18 @@
 
 - ``forward(x, labels)`` in training: the logits the loss sees (margins, logit-adjusted
   loss offsets, and any training-only state update such as CausalNorm's moving average).
-- ``inference_logits(x, mode)``: logits for speaker ID: ``"plain"``, ``"posthoc_la"``
-  (f(x) - tau * log pi, Menon et al.) or ``"tde"`` (CausalNorm only).
+- ``inference_logits(x, family, **params)``: logits for speaker ID: ``"plain"``,
+  ``"posthoc_la"`` (f(x) - posthoc_tau * log pi, Menon et al.), or a family a head adds
+  (CausalNorm: ``"tde"``). ``inference_families()`` lists each tunable family with its
+  parameter and default grid, and ``embedding_variants()`` the embedding transforms a head
+  offers for verification; evaluation and stage 2 ask the head, never its class.
+- ``classifier_weight()``: the [C, D] class weights (for tau-normalisation).
 - Everything inference needs (class log-priors, CausalNorm's direction) is a registered
   buffer, so it is in ``state_dict`` and therefore in every checkpoint.
 """
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -22,6 +27,23 @@ def log_priors(counts):
     if counts.ndim != 1 or counts.numel() == 0 or (counts < 0).any() or counts.sum() <= 0:
         raise ValueError("class counts must be a non-empty vector of non-negative numbers with a positive sum")
     return torch.log(counts / counts.sum() + PRIOR_EPS).float()
+
+
+@dataclass(frozen=True)
+class Tunable:
+    """An inference family with one setting to choose on validation.
+
+    ``param`` names the setting in records and in ``inference_logits``; ``hparam`` is the
+    hparams key that overrides ``grid``; ``neutral`` is the value that equals plain inference
+    (validation ties go to the value nearest it)."""
+
+    param: str
+    hparam: str
+    grid: tuple
+    neutral: float = 0.0
+
+
+POSTHOC_LA = Tunable("posthoc_tau", "posthoc_la_taus", (0.0, 0.5, 1.0, 1.5, 2.0))
 
 
 class Head(nn.Module):
@@ -71,15 +93,29 @@ class Head(nn.Module):
             out = out + self.la_tau * self.log_prior
         return out
 
-    training_logits = forward
+    def inference_families(self):
+        """Tunable inference families of this head: family -> ``Tunable``."""
+        return {"posthoc_la": POSTHOC_LA}
 
-    def inference_logits(self, x, mode="plain", tau=1.0, alpha=None):
-        if mode == "plain":
+    def embedding_variants(self):
+        """Embedding transforms for verification: family -> ``Tunable`` (none by default)."""
+        return {}
+
+    def transform_embeddings(self, family, x, **params):
+        raise ValueError(f"{type(self).__name__} has no embedding variant {family!r}")
+
+    def classifier_weight(self):
+        """The [n_classes, in_dim] class weights."""
+        return self.weight
+
+    def inference_logits(self, x, family="plain", **params):
+        if family == "plain":
             return self.logits(x)
-        if mode == "posthoc_la":
+        if family == "posthoc_la":
             self._require_prior("post-hoc logit adjustment")
-            return self.logits(x) - tau * self.log_prior
-        raise ValueError(f"{type(self).__name__} has no inference mode {mode!r}; use plain or posthoc_la")
+            return self.logits(x) - float(params.get("posthoc_tau", 1.0)) * self.log_prior
+        raise ValueError(f"{type(self).__name__} has no inference family {family!r}; "
+                         f"use plain or {', '.join(self.inference_families())}")
 
 
 def normalize_rows(w, eps=1e-12):

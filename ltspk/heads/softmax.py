@@ -10,8 +10,7 @@ class SoftmaxHead(Head):
         super().__init__(in_dim, n_classes, la_tau)
         self.linear = nn.Linear(in_dim, n_classes, bias=bias)
 
-    @property
-    def weight(self):
+    def classifier_weight(self):
         return self.linear.weight
 
     def logits(self, x):

@@ -1,0 +1,224 @@
+"""Comparing runs: load their records, label them uniquely, group seeds of one configuration,
+and attach the uncertainty of every figure (``ltspk.stats``).
+
+A *configuration* is an experiment name with its head and imbalance-factor target; its runs
+are its seeds. Only ``headline`` records are compared: plain inference, and each tunable
+family at the setting chosen on ``spkid_valid`` (the chosen setting can differ between seeds:
+it is listed). The baseline (default: the configuration of an AAM head without the LA loss) is
+compared with every other configuration's headline figures: per seed the paired difference on
+the same test items, over seeds the mean difference with a Student-t 95% interval.
+"""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ltspk.embeddings_io import load_arrays
+from ltspk.errors import DataError
+from ltspk.records import GROUPS, STAGE_FOLDERS, collect
+from ltspk.stats import accuracy_interval, eer_interval, over_seeds, paired_accuracy_difference, verdict
+
+
+@dataclass
+class Run:
+    folder: Path
+    info: dict
+    records: list
+    failures: dict
+    label: str = ""
+    _arrays: dict = field(default_factory=dict)
+
+    @property
+    def config(self):
+        i = self.info
+        imb = i.get("imbalance_factor_target")
+        return (i.get("experiment") or self.folder.name) + (f" IF={imb:g}" if imb else "")
+
+    @property
+    def seed(self):
+        return self.info.get("seed")
+
+    def headline(self, task):
+        return [r for r in self.records if r.role == "headline" and r.task == task]
+
+    def predictions(self, stage):
+        if stage not in self._arrays:
+            f = self.folder / STAGE_FOLDERS[stage] / "spkid_predictions.npz"
+            self._arrays[stage] = load_arrays(f, ["modes", "speakers", "targets", "predictions"]) if f.is_file() else None
+        return self._arrays[stage]
+
+    def correct(self, record):
+        """(bool per test item, speaker per item) of a speaker-ID record, or None."""
+        z = self.predictions(record.stage)
+        if z is None:
+            return None
+        modes = [str(m) for m in z["modes"]]
+        if record.key not in modes:
+            return None
+        return z["predictions"][modes.index(record.key)] == z["targets"], z["speakers"]
+
+    def scores(self):
+        f = self.folder / STAGE_FOLDERS["evaluate"] / "scores_verification.npz"
+        if not f.is_file():
+            return None
+        return load_arrays(f, ["scores", "labels", "enrol_speakers", "test_speakers"])
+
+    def counts(self):
+        f = self.folder / STAGE_FOLDERS["evaluate"] / "counts.json"
+        return json.loads(f.read_text())["counts"] if f.is_file() else {}
+
+
+def load_run(folder):
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(folder, "no such run folder")
+    res = collect(folder)
+    return Run(folder, res["run"], res["records"], res["failures"])
+
+
+def label_runs(runs):
+    """Unique labels: configuration + seed, and the folder name where that still collides."""
+    for r in runs:
+        r.label = f"{r.config} seed={r.seed}"
+    seen = {}
+    for r in runs:
+        seen.setdefault(r.label, []).append(r)
+    for same in seen.values():
+        if len(same) > 1:
+            for r in same:
+                r.label += f" ({r.folder.name})"
+    return runs
+
+
+def is_default_baseline(run):
+    return run.info.get("head") == "AAMHead" and not run.info.get("loss_logit_adjustment_tau")
+
+
+def family_key(record):
+    """Records of one inference family compare across seeds whatever setting each seed chose."""
+    return (record.task, record.stage, record.family) if record.chosen_on else (record.task, record.stage, record.key)
+
+
+def _mode_name(record):
+    return record.family if record.chosen_on else record.key
+
+
+@dataclass
+class Row:
+    """One configuration x inference family, over its seeds."""
+
+    config: str
+    head: str
+    task: str
+    stage: str
+    mode: str
+    chosen: list
+    per_seed: dict  # seed -> (run, record)
+    stats: dict = field(default_factory=dict)  # column -> over_seeds(...)
+    versus: dict = field(default_factory=dict)  # column -> {"mean", "low", "high", "verdict", "n"}
+
+
+def aggregate(runs, baseline=None):
+    """Rows of every configuration's headline figures over seeds, with differences against the
+    baseline configuration (plain inference / cosine scoring) where one is present."""
+    label_runs(runs)
+    configs = {}
+    for r in runs:
+        configs.setdefault(r.config, []).append(r)
+    rows = []
+    for config, members in configs.items():
+        keyed = {}
+        for run in members:
+            for rec in run.headline("speaker_id") + run.headline("verification"):
+                keyed.setdefault(family_key(rec), {})[run.seed] = (run, rec)
+        for (task, stage, _), per_seed in keyed.items():
+            first = next(iter(per_seed.values()))[1]
+            chosen = [", ".join(f"{k}={v:g}" for k, v in rec.params.items()) for _, rec in per_seed.values()
+                      if rec.chosen_on]
+            row = Row(config, members[0].info.get("head_label", members[0].info.get("head")), task, stage,
+                      _mode_name(first), chosen, per_seed)
+            cols = GROUPS if task == "speaker_id" else ("eer", "min_dcf_0.01", "min_dcf_0.05")
+            for c in cols:
+                row.stats[c] = over_seeds([rec.metrics.get(c) for _, rec in per_seed.values()])
+            rows.append(row)
+    base = _baseline_config(runs, baseline)
+    if base:
+        _compare_with(rows, base)
+    return rows, base
+
+
+def _baseline_config(runs, baseline):
+    if baseline:
+        if baseline not in {r.config for r in runs}:
+            raise DataError(baseline, f"no such configuration among the runs: {sorted({r.config for r in runs})}")
+        return baseline
+    cands = sorted({r.config for r in runs if is_default_baseline(r)})
+    return cands[0] if len(cands) == 1 else None
+
+
+def _compare_with(rows, base):
+    ref = {r.task: r for r in rows if r.config == base and r.mode in ("plain", "cosine")}
+    for row in rows:
+        if row.config == base and row.mode in ("plain", "cosine"):
+            continue
+        b = ref.get(row.task)
+        if b is None:
+            continue
+        seeds = sorted(set(row.per_seed) & set(b.per_seed), key=str)
+        cols = ("overall", "few") if row.task == "speaker_id" else ("eer",)
+        for c in cols:
+            diffs = [row.per_seed[s][1].metrics.get(c) - b.per_seed[s][1].metrics.get(c) for s in seeds
+                     if row.per_seed[s][1].metrics.get(c) is not None and b.per_seed[s][1].metrics.get(c) is not None]
+            if not diffs:
+                continue
+            s = over_seeds(diffs)
+            low, high, how = s["low"], s["high"], f"t over {s['n']} seeds"
+            if s["n"] == 1 and row.task == "speaker_id":
+                seed = seeds[0]
+                paired = _paired_bootstrap(b.per_seed[seed], row.per_seed[seed], c)
+                if paired:
+                    low, high, how = paired[1], paired[2], "speaker bootstrap, 1 seed"
+            row.versus[c] = {"mean": s["mean"], "low": low, "high": high, "n": s["n"], "how": how,
+                             "verdict": verdict(low, high, higher_is_better=c != "eer")}
+
+
+def _paired_bootstrap(base_pair, pair, column):
+    (run_a, rec_a), (run_b, rec_b) = base_pair, pair
+    ca, cb = run_a.correct(rec_a), run_b.correct(rec_b)
+    if ca is None or cb is None or not np.array_equal(ca[1], cb[1]):
+        return None  # not the same test items in the same order: no pairing
+    keep = np.ones(len(ca[0]), dtype=bool)
+    if column != "overall":
+        groups = _groups_of(run_a, ca[1])
+        keep = groups == column
+    if not keep.any():
+        return None
+    return paired_accuracy_difference(ca[0][keep], cb[0][keep], ca[1][keep])
+
+
+def _groups_of(run, speakers):
+    f = run.folder / STAGE_FOLDERS["evaluate"] / "counts.json"
+    shot = json.loads(f.read_text()).get("shot_groups", {}) if f.is_file() else {}
+    return np.array([shot.get(str(s), "?") for s in speakers])
+
+
+def run_intervals(run, record):
+    """{column: (value, low, high)} of one run's headline record, speakers resampled."""
+    out = {}
+    if record.task == "speaker_id":
+        c = run.correct(record)
+        if c is None:
+            return out
+        correct, speakers = c
+        groups = _groups_of(run, speakers)
+        for g in GROUPS:
+            keep = np.ones(len(correct), dtype=bool) if g == "overall" else groups == g
+            if keep.any():
+                out[g] = accuracy_interval(correct[keep], speakers[keep])
+    elif record.family == "cosine":
+        z = run.scores()
+        if z is not None and len(z["scores"]) == record.metrics.get("n_trials"):
+            out["eer"] = eer_interval(z["scores"], z["labels"], z["enrol_speakers"], z["test_speakers"])
+    return out

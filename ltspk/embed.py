@@ -1,0 +1,88 @@
+"""Embeddings of a manifest with a trained run's model, and caches that know their source.
+
+A cache file records what it was made from (a hash of the model's weights, the manifest's
+content, and the settings that shape an embedding: sample rate, evaluation crop, batch size)
+and is made again whenever any of these changes: a run trained further, a re-prepared
+manifest or another ``eval_batch_size`` never reuses stale embeddings.
+"""
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ltspk.atomic import atomic_path
+from ltspk.data.pipeline import full_pipeline, load_dataset
+from ltspk.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+def embed_manifest(brain, csv_path, h, progress, rows=None):
+    """(ids, float32 [N, D]) of every utterance of a manifest (or of ``rows``), whole
+    utterances up to ``eval_max_seconds``, batched by length (``eval_batch_size``)."""
+    ds = load_dataset(csv_path, full_pipeline(h["sample_rate"], h.get("eval_max_seconds")), rows=rows)
+    ds = ds.filtered_sorted(sort_key="duration")
+    return brain.embeddings(ds, batch_size=h.get("eval_batch_size", 16), progress=progress)
+
+
+def model_fingerprint(brain):
+    """SHA-256 of every tensor of the modules that make an embedding (features, normaliser,
+    embedder): what the embeddings came from, whichever checkpoint or process holds it."""
+    from ltspk.brain import unwrap
+
+    digest = hashlib.sha256()
+    for name in ("compute_features", "mean_var_norm", "embedding_model"):
+        module = unwrap(brain.modules[name])
+        for key, t in sorted(module.state_dict().items()):
+            if torch.is_tensor(t):
+                digest.update(f"{name}.{key}{tuple(t.shape)}{t.dtype}".encode())
+                digest.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def file_digest(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_source(model_hash, csv_path, h):
+    return {"model": model_hash, "manifest": file_digest(csv_path), "sample_rate": h["sample_rate"],
+            "eval_max_seconds": h.get("eval_max_seconds"), "eval_batch_size": h.get("eval_batch_size", 16)}
+
+
+def cached_embeddings(brain, csv_path, cache, h, progress=True, model_hash=None):
+    """Embeddings of a manifest, read from ``cache`` when it was made from the same model,
+    manifest and settings, otherwise extracted and cached."""
+    cache = Path(cache)
+    source = cache_source(model_hash or model_fingerprint(brain), csv_path, h)
+    if cache.is_file():
+        try:
+            with np.load(cache, allow_pickle=False) as z:
+                if json.loads(str(z["source"])) == source:
+                    return [str(i) for i in z["ids"]], z["embeddings"].astype(np.float32)
+        except (KeyError, ValueError, OSError, json.JSONDecodeError):
+            pass
+        log.info("%s was made from another model, manifest or setting: extracting again", cache)
+    ids, emb = embed_manifest(brain, csv_path, h, progress)
+    with atomic_path(cache) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, ids=np.asarray(ids, dtype=str), embeddings=np.asarray(emb, dtype=np.float32),
+                     source=np.asarray(json.dumps(source, sort_keys=True)))
+    return ids, emb
+
+
+def labels_of(ids, rows, encoder, source):
+    """Class indices and speakers of embedded utterances, in embedding order."""
+    spk = {u.ID: u.spk_id for u in rows}
+    unknown = sorted({spk[i] for i in ids if spk[i] not in encoder.lab2ind})
+    if unknown:
+        raise DataError(source, f"{len(unknown)} speaker(s) unknown to the trained model's label encoder "
+                                f"(e.g. {unknown[:3]})")
+    return np.array([encoder.lab2ind[spk[i]] for i in ids], dtype=np.int64), np.array([spk[i] for i in ids])

@@ -1,0 +1,179 @@
+"""One results record per run: typed records written per stage, one function that rebuilds
+``results.json`` and ``results.md`` from them.
+
+Each stage (``evaluate``, ``stage2``) writes ``<run>/<stage folder>/records.json``:
+
+    {"schema_version": 2, "stage": "evaluate", "info": {...}, "failures": {...},
+     "records": [Record, ...]}
+
+A ``Record`` is one figure set: ``task`` (``speaker_id`` | ``verification``), ``family``
+(``plain``, ``posthoc_la``, ``tde``, ``cRT``, ``tau_norm``, ``LWS``, ``NCM``, ``cosine``,
+``tde_embeddings``, ``asnorm``), ``params`` (e.g. ``{"posthoc_tau": 1.0}``), ``split``
+(``spkid_test``, ``spkid_valid``, ``trials``), ``metrics`` and ``role``:
+
+- ``headline``: reported. For a tunable family it is the test figure at the setting chosen on
+  the validation split, and ``chosen_on`` says where and by what.
+- ``validation``: the figure on ``spkid_valid`` for one setting of a sweep (what the choice saw).
+- ``diagnostic``: the test figure for every other setting of a sweep, shown only as such.
+
+``results.json`` = ``{"schema_version", "run": evaluate's info, "stages": {stage: info},
+"failures", "records": all records}``; it is a view, rebuilt whole by ``rebuild_results``
+after every stage, so re-evaluating never loses stage 2 and stage 2 always shows in
+``results.md``.
+"""
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ltspk.atomic import write_json, write_text
+from ltspk.errors import DataError
+
+SCHEMA_VERSION = 2
+STAGE_FOLDERS = {"evaluate": "evaluation", "stage2": "stage2"}
+GROUPS = ("many", "medium", "few", "overall")
+ROLES = ("headline", "validation", "diagnostic")
+
+
+@dataclass
+class Record:
+    stage: str
+    task: str
+    family: str
+    split: str
+    metrics: dict
+    params: dict = field(default_factory=dict)
+    role: str = "headline"
+    chosen_on: dict | None = None
+
+    def __post_init__(self):
+        if self.role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, got {self.role!r}")
+
+    @property
+    def key(self):
+        """A stable identifier of the inference variant: family and its parameters."""
+        return self.family + "".join(f" {k}={v:g}" for k, v in sorted(self.params.items()))
+
+    @property
+    def label(self):
+        text = self.key.replace("_", "-") if self.family in ("tau_norm",) else self.key
+        if self.chosen_on:
+            text += f" (chosen on {self.chosen_on['split']})"
+        elif self.role == "diagnostic":
+            text += " (diagnostic: not chosen on validation)"
+        return text
+
+
+def record_from_dict(d, source="records"):
+    try:
+        return Record(**d)
+    except TypeError as e:
+        raise DataError(source, f"not an ltspk record ({e})") from None
+
+
+def stage_path(run_dir, stage):
+    return Path(run_dir) / STAGE_FOLDERS[stage] / "records.json"
+
+
+def stage_document(stage, records, info=None, failures=None):
+    return {"schema_version": SCHEMA_VERSION, "stage": stage, "info": info or {}, "failures": failures or {},
+            "records": [asdict(r) for r in records]}
+
+
+def read_stage(run_dir, stage):
+    path = stage_path(run_dir, stage)
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DataError(path, f"not valid JSON ({e})") from None
+    if doc.get("schema_version") != SCHEMA_VERSION:
+        raise DataError(path, f"results schema {doc.get('schema_version')!r}, this ltspk reads {SCHEMA_VERSION}: "
+                              "evaluate the run again")
+    doc["records"] = [record_from_dict(r, path) for r in doc.get("records", [])]
+    return doc
+
+
+def collect(run_dir):
+    """Every stage's records of a run, as one dict (the content of results.json)."""
+    stages = {s: read_stage(run_dir, s) for s in STAGE_FOLDERS}
+    stages = {s: d for s, d in stages.items() if d is not None}
+    if "evaluate" not in stages:
+        raise DataError(stage_path(run_dir, "evaluate"), "no evaluation records: train and evaluate this run first")
+    return {"schema_version": SCHEMA_VERSION, "run": stages["evaluate"]["info"],
+            "stages": {s: d["info"] for s, d in stages.items()},
+            "failures": {f"{s}: {k}": v for s, d in stages.items() for k, v in d.get("failures", {}).items()},
+            "records": [r for d in stages.values() for r in d["records"]]}
+
+
+def rebuild_results(run_dir):
+    """Write ``results.json`` and ``results.md`` of a run from its stage records."""
+    run_dir = Path(run_dir)
+    res = collect(run_dir)
+    write_json(run_dir / "results.json", {**res, "records": [asdict(r) for r in res["records"]]})
+    write_text(run_dir / "results.md", results_table(res))
+    return res
+
+
+def _fmt(v, digits=2):
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def results_table(res):
+    run = res["run"]
+    tag = " (SYNTHETIC corpus)" if run.get("synthetic") else ""
+    lines = [f"## {run.get('experiment', '')} (seed {run.get('seed')}): {run.get('head_label', run.get('head'))} "
+             f"on {run.get('corpus')}{tag}", ""]
+    recs = [r for r in res["records"] if r.role != "validation"]
+    ver = [r for r in recs if r.task == "verification"]
+    if ver:
+        lines += ["| verification | trials | EER % | minDCF 0.01 | minDCF 0.05 |", "|---|---:|---:|---:|---:|"]
+        for r in ver:
+            m = r.metrics
+            lines.append(f"| {r.label} | {m.get('n_trials')} | {_fmt(m.get('eer'))} | {_fmt(m.get('min_dcf_0.01'), 3)} "
+                         f"| {_fmt(m.get('min_dcf_0.05'), 3)} |")
+        lines.append("")
+    sid = [r for r in recs if r.task == "speaker_id"]
+    if sid:
+        th = run.get("shot_thresholds") or {}
+        lines += [f"Speaker-ID top-1 accuracy % on {sid[0].split} (many: {th.get('many')}, medium: {th.get('medium')}, "
+                  f"few: {th.get('few')} training utterances); settings of tunable modes chosen on spkid_valid", "",
+                  "| stage | inference | many | medium | few | overall |", "|---|---|---:|---:|---:|---:|"]
+        for r in sorted(sid, key=lambda r: r.role != "headline"):
+            lines.append(f"| {r.stage} | {r.label} | " + " | ".join(_fmt(r.metrics.get(g)) for g in GROUPS) + " |")
+        lines.append("")
+    for name, text in res.get("failures", {}).items():
+        lines.append(f"FAILED {name}: {text}")
+    return "\n".join(lines) + "\n"
+
+
+def choose_on_validation(valid_scores, neutral=0.0):
+    """The setting with the best validation score; ties go to the least adjustment (the
+    setting nearest ``neutral``, the value that equals plain inference)."""
+    if not valid_scores:
+        raise ValueError("nothing to choose from")
+    return max(valid_scores, key=lambda p: (valid_scores[p], -abs(p - neutral)))
+
+
+def sweep_records(stage, family, param, grid, valid_metric, test_metrics, neutral=0.0, valid_split="spkid_valid"):
+    """Records of a tunable family: one ``validation`` record per setting, the test figure at
+    the setting chosen on validation as ``headline``, every other test figure ``diagnostic``.
+
+    ``valid_metric(value) -> metrics dict`` (its ``overall`` is what the choice maximises);
+    ``test_metrics(value) -> metrics dict``."""
+    valid = {float(v): valid_metric(v) for v in grid}
+    chosen = choose_on_validation({v: m["overall"] for v, m in valid.items()}, neutral)
+    out = [Record(stage, "speaker_id", family, valid_split, m, {param: v}, "validation") for v, m in valid.items()]
+    for v in valid:
+        on = {"split": valid_split, "metric": "overall accuracy", "value": valid[v]["overall"]} if v == chosen else None
+        out.append(Record(stage, "speaker_id", family, "spkid_test", test_metrics(v), {param: v},
+                          "headline" if v == chosen else "diagnostic", on))
+    return out, chosen
+
+
+def find(records, task, family, role="headline", **params):
+    """The records of one task and family (and role; ``role=None`` for any), matching ``params``."""
+    return [r for r in records if r.task == task and r.family == family and (role is None or r.role == role)
+            and all(r.params.get(k) == v for k, v in params.items())]

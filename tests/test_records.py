@@ -1,0 +1,68 @@
+"""Choosing settings on validation, and one results record rebuilt from the stages."""
+
+import json
+
+import pytest
+
+from ltspk.atomic import write_json
+from ltspk.errors import DataError
+from ltspk.records import Record, choose_on_validation, collect, rebuild_results, stage_document, sweep_records
+
+
+def test_setting_is_chosen_on_validation_not_test():
+    # validation is best at tau = 0.5, test would be best at tau = 1.5: the headline must be 0.5
+    valid = {0.0: 60.0, 0.5: 80.0, 1.0: 70.0, 1.5: 50.0}
+    test = {0.0: 61.0, 0.5: 65.0, 1.0: 70.0, 1.5: 90.0}
+    recs, chosen = sweep_records("evaluate", "posthoc_la", "posthoc_tau", list(valid),
+                                 valid_metric=lambda v: {"overall": valid[v]},
+                                 test_metrics=lambda v: {"overall": test[v]})
+    assert chosen == 0.5
+    head = [r for r in recs if r.role == "headline"]
+    assert len(head) == 1 and head[0].params == {"posthoc_tau": 0.5} and head[0].metrics == {"overall": 65.0}
+    assert head[0].split == "spkid_test" and head[0].chosen_on == {"split": "spkid_valid", "metric": "overall accuracy",
+                                                                   "value": 80.0}
+    assert {r.params["posthoc_tau"] for r in recs if r.role == "diagnostic"} == {0.0, 1.0, 1.5}
+    assert all(r.split == "spkid_valid" for r in recs if r.role == "validation")
+
+
+def test_validation_ties_go_to_the_least_adjustment():
+    assert choose_on_validation({0.0: 50.0, 1.0: 50.0, 2.0: 40.0}) == 0.0
+    assert choose_on_validation({0.5: 50.0, 1.5: 50.0}, neutral=1.0) in (0.5, 1.5)
+    assert choose_on_validation({0.2: 50.0, 1.5: 50.0}) == 0.2
+
+
+def _stage(run, stage, records, info=None):
+    folder = run / ("evaluation" if stage == "evaluate" else "stage2")
+    write_json(folder / "records.json", stage_document(stage, records, info or {}))
+
+
+def test_reevaluation_keeps_stage2_and_results_md_lists_it(tmp_path):
+    acc = {"many": 90.0, "medium": 80.0, "few": 40.0, "overall": 70.0, "n": 10}
+    _stage(tmp_path, "evaluate", [Record("evaluate", "speaker_id", "plain", "spkid_test", acc)],
+           {"experiment": "x", "seed": 1})
+    _stage(tmp_path, "stage2", [Record("stage2", "speaker_id", "cRT", "spkid_test", {**acc, "few": 55.0})],
+           {"seconds": {}})
+    rebuild_results(tmp_path)
+    # evaluation again (its folder replaced): the stage-2 record is still in results.json and results.md
+    _stage(tmp_path, "evaluate", [Record("evaluate", "speaker_id", "plain", "spkid_test", {**acc, "few": 45.0})],
+           {"experiment": "x", "seed": 1})
+    res = rebuild_results(tmp_path)
+    fams = [(r.stage, r.family, r.metrics["few"]) for r in res["records"]]
+    assert fams == [("evaluate", "plain", 45.0), ("stage2", "cRT", 55.0)]
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert doc["schema_version"] == 2 and doc["run"]["experiment"] == "x" and len(doc["records"]) == 2
+    md = (tmp_path / "results.md").read_text()
+    assert "| stage2 | cRT | 90.00 | 80.00 | 55.00 | 70.00 |" in md
+
+
+def test_collect_needs_evaluation_records_and_the_right_schema(tmp_path):
+    with pytest.raises(DataError, match="no evaluation records"):
+        collect(tmp_path)
+    write_json(tmp_path / "evaluation" / "records.json", {"schema_version": 1, "records": []})
+    with pytest.raises(DataError, match="schema"):
+        collect(tmp_path)
+
+
+def test_record_rejects_unknown_role():
+    with pytest.raises(ValueError, match="role"):
+        Record("evaluate", "speaker_id", "plain", "spkid_test", {}, role="best-on-test")
