@@ -12,29 +12,23 @@ import speechbrain as sb
 
 from ltspk.brain import SpeakerBrain
 from ltspk.checkpoints import AtomicCheckpointer
-from ltspk.data.corpora import prepare_corpus
 from ltspk.data.pipeline import class_counts, crop_pipeline, label_encoder, load_dataset
 from ltspk.data.samplers import make_sampler
-from ltspk.data.summary import load_counts, plot_counts, summary_text
+from ltspk.data.summary import load_counts
 from ltspk.losses import build_loss
 
 log = logging.getLogger(__name__)
 
 
 def prepare_data(hparams):
-    """Prepare the corpus into ``prepared_folder`` unless it already holds a preparation."""
-    prepared = Path(hparams["prepared_folder"])
-    if not (prepared / "counts.json").is_file():
-        sb.utils.distributed.run_on_main(_prepare_and_plot, args=[hparams, prepared])
-    return prepared
+    """Prepare the corpus into ``prepared_folder`` (whole, through a temporary folder), or
+    reuse a preparation made with the same corpus, data folder and options."""
+    from ltspk.data.prepared import ensure_prepared
 
-
-def _prepare_and_plot(hparams, prepared):
-    prepare_corpus(hparams["corpus"], hparams["data_folder"], prepared, hparams["prep_options"],
-                   **(hparams.get("corpus_options") or {}))
-    info = load_counts(prepared / "counts.json")
-    log.info("\n%s", summary_text(info))
-    plot_counts(info, prepared / "counts.png")
+    args = [hparams["corpus"], hparams["data_folder"], hparams["prepared_folder"], hparams["prep_options"],
+            hparams.get("corpus_options") or {}]
+    sb.utils.distributed.run_on_main(ensure_prepared, args=args)
+    return Path(hparams["prepared_folder"])
 
 
 class Experiment:

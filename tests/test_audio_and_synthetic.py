@@ -81,3 +81,18 @@ def test_synthetic_corpus_is_long_tailed_and_prepares(tmp_path):
     assert "SYNTHETIC" in (root / "README.txt").read_text()
     a = sf.read(next((root / "wav" / "id10001").glob("*/00001.wav")))[0]
     assert np.isfinite(a).all() and a.std() > 0.01
+
+
+def test_silent_file_stops_training_with_its_name_but_a_silent_crop_does_not(tmp_path):
+    from ltspk.data.pipeline import crop_pipeline
+
+    silent, quiet_start = tmp_path / "silent.wav", tmp_path / "quiet_start.wav"
+    sf.write(silent, np.zeros(16000, dtype=np.float32), 16000)
+    x = np.zeros(32000, dtype=np.float32)
+    x[-100:] = 0.5  # speech only at the very end: most crops are all zero
+    sf.write(quiet_start, x, 16000)
+    crop = crop_pipeline(16000, 0.5)
+    with pytest.raises(DataError, match="silent.wav: all samples are zero"):
+        crop(str(silent), 0, 16000)
+    torch.manual_seed(0)
+    assert crop(str(quiet_start), 0, 8000).abs().sum() == 0  # an all-zero crop of a file that is not silent

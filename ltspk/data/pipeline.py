@@ -40,6 +40,13 @@ def _to_tensor(x, sr, sample_rate, path):
     return wav
 
 
+def _refuse_if_silent(path):
+    x, _ = _read_segment(path, lambda sr: (0, -1))
+    if not np.any(x):
+        raise DataError(path, "all samples are zero (silent file): remove it, or prepare with --verify-samples "
+                              "to have such files listed in bad_files.txt and left out")
+
+
 def crop_pipeline(sample_rate, crop_seconds):
     """A random ``crop_seconds`` window of each utterance, repeated to fill when shorter."""
 
@@ -54,6 +61,8 @@ def crop_pipeline(sample_rate, crop_seconds):
             return offset, min(need, avail)
 
         x, sr = _read_segment(wav, window)
+        if not np.any(x):
+            _refuse_if_silent(wav)  # a silent crop is fine; a silent file is not
         sig = _to_tensor(x, sr, sample_rate, wav)
         target = int(round(crop_seconds * sample_rate))
         if sig.numel() < target:
@@ -75,6 +84,8 @@ def full_pipeline(sample_rate, max_seconds=None):
             return start, (min(stop - start, int(max_seconds * sr)) if max_seconds else stop - start)
 
         x, sr = _read_segment(wav, window)
+        if not np.any(x):
+            _refuse_if_silent(wav)
         return _to_tensor(x, sr, sample_rate, wav)
 
     return pipeline

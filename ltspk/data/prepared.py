@@ -1,0 +1,106 @@
+"""A prepared folder that is whole and knows what it was made from.
+
+Preparation builds into a temporary folder beside the target and swaps it in whole, so a run
+killed halfway never leaves new manifests beside old counts or trials. The folder records its
+fingerprint in ``prepared.json``: the corpus, the data folder, every preparation option and
+the corpus options, plus hashes of the manifests it wrote. Training reuses a prepared folder
+only when the fingerprint matches its configuration, and otherwise stops with the keys that
+differ.
+"""
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+
+from ltspk.atomic import recover_folder, staged_folder, write_json
+from ltspk.errors import DataError
+
+log = logging.getLogger(__name__)
+FINGERPRINT = "prepared.json"
+MANIFESTS = ("train.csv", "spkid_test.csv", "spkid_valid.csv", "verification.csv", "trials.txt")
+NOT_IN_FINGERPRINT = ("progress", "workers")  # how fast, not what
+
+
+def _plain(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def fingerprint(corpus, data_folder, options, corpus_options=None):
+    opts = asdict(options) if is_dataclass(options) else dict(options or {})
+    return _plain({"corpus": corpus, "data_folder": str(Path(data_folder).resolve()) if data_folder else None,
+                   "options": {k: v for k, v in opts.items() if k not in NOT_IN_FINGERPRINT},
+                   "corpus_options": corpus_options or {}})
+
+
+def _differences(a, b, prefix=""):
+    out = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _differences(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k}: {va!r} (prepared) vs {vb!r} (now)")
+    return out
+
+
+def _manifest_hashes(folder):
+    out = {}
+    for name in MANIFESTS:
+        p = folder / name
+        if p.is_file():
+            out[name] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def prepare_whole(corpus, data_folder, folder, options, corpus_options=None, plot=True):
+    """Prepare ``corpus`` into ``folder`` through a temporary folder swapped in whole."""
+    from ltspk.data.corpora import prepare_corpus
+    from ltspk.data.summary import load_counts, plot_counts, summary_text
+
+    folder = Path(folder)
+    with staged_folder(folder) as tmp:
+        prepare_corpus(corpus, data_folder, tmp, options, **(corpus_options or {}))
+        info = load_counts(tmp / "counts.json")
+        log.info("\n%s", summary_text(info))
+        if plot:
+            plot_counts(info, tmp / "counts.png")
+        write_json(tmp / FINGERPRINT, {**fingerprint(corpus, data_folder, options, corpus_options),
+                                       "manifests_sha256": _manifest_hashes(tmp)})
+    return folder
+
+
+def check_prepared(folder, corpus, data_folder, options, corpus_options=None):
+    """True if ``folder`` holds a whole preparation made with these settings; False if there
+    is nothing there; a DataError if it was made otherwise or is not whole."""
+    folder = Path(folder)
+    recover_folder(folder)
+    if not folder.exists():
+        return False
+    fp_path = folder / FINGERPRINT
+    if not fp_path.is_file():
+        if not any(folder.iterdir()):
+            return False
+        raise DataError(folder, f"not a whole ltspk preparation (no {FINGERPRINT}: interrupted, or made by an "
+                                "older ltspk): delete it or point prepared_folder elsewhere")
+    try:
+        recorded = json.loads(fp_path.read_text())
+    except json.JSONDecodeError as e:
+        raise DataError(fp_path, f"not valid JSON ({e})") from None
+    hashes = recorded.pop("manifests_sha256", {})
+    diff = _differences(recorded, fingerprint(corpus, data_folder, options, corpus_options))
+    if diff:
+        raise DataError(folder, "prepared with other settings than this run's: " + "; ".join(diff)
+                        + ". Point prepared_folder elsewhere, or delete the folder to prepare again")
+    changed = [n for n, h in _manifest_hashes(folder).items() if hashes.get(n) != h]
+    if changed:
+        raise DataError(folder, f"{', '.join(changed)} changed since preparation: delete the folder to prepare again")
+    return True
+
+
+def ensure_prepared(corpus, data_folder, folder, options, corpus_options=None):
+    """Reuse a matching preparation, or make one (whole)."""
+    if not check_prepared(folder, corpus, data_folder, options, corpus_options):
+        prepare_whole(corpus, data_folder, folder, options, corpus_options)
+    return Path(folder)
