@@ -86,35 +86,46 @@ def plot_shot_groups(rows, path):
     return _save(fig, path)
 
 
-def plot_imbalance(rows, runs, path):
+def plot_imbalance(rows, runs, path, modes=("plain",)):
     """Few / medium / many / overall accuracy against the imbalance factor, one line per
-    experiment and inference family (mean ± sd over seeds). Needs two or more factors."""
+    experiment and inference family in ``modes`` (mean ± sd over seeds). Needs two or more factors."""
+    from matplotlib.ticker import NullFormatter
+
     by_config = {r.config: r for r in runs}
     factors = {c: by_config[c].info.get("imbalance_factor_target") for c in by_config}
     if len({f for f in factors.values() if f}) < 2:
         return None
     plt = _pyplot()
-    rows = [r for r in rows if r.task == "speaker_id" and factors.get(r.config)]
+    rows = [r for r in rows if r.task == "speaker_id" and factors.get(r.config) and r.mode in modes]
     lines = {}
     for r in rows:
         exp = by_config[r.config].info.get("experiment")
         lines.setdefault((exp, r.mode, r.stage), []).append(r)
     fig, axes = plt.subplots(1, 4, figsize=(14, 4), sharey=True)
+    exps = list(dict.fromkeys(k[0] for k in lines))
+    mode_keys = list(dict.fromkeys(k[1:] for k in lines))
+    styles = ["-", "--", ":", "-."]
+    markers = ["o", "s", "^", "D", "v", "P"]
     for ax, g in zip(axes, GROUPS):
         for (exp, mode, stage), rs in lines.items():
+            e_i, m_i = exps.index(exp), mode_keys.index((mode, stage))
             rs = sorted(rs, key=lambda r: factors[r.config])
             xs = [factors[r.config] for r in rs]
             ys = [r.stats[g]["mean"] if r.stats.get(g) else np.nan for r in rs]
             es = [r.stats[g]["sd"] or 0.0 if r.stats.get(g) else 0.0 for r in rs]
-            ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=f"{exp}: {mode}" + (" (s2)" if stage == "stage2" else ""))
+            ax.errorbar(xs, ys, yerr=es, capsize=3, color=plt.get_cmap("tab10")(m_i % 10),
+                        linestyle=styles[e_i % len(styles)], marker=markers[e_i % len(markers)],
+                        label=f"{exp}: {mode}" + (" (stage 2)" if stage == "stage2" else ""))
         ax.set_xscale("log")
-        ax.set_xticks(sorted({f for f in factors.values() if f}), [f"{f:g}" for f in sorted({f for f in factors.values() if f})])
-        ax.set_xlabel("imbalance factor (max / min training utterances)")
-        ax.set_title(g, fontsize=10)
+        ticks = sorted({f for f in factors.values() if f})
+        ax.set_xticks(ticks, [f"{f:g}" for f in ticks])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_title(f"{g}-shot speakers" if g != "overall" else "all test utterances", fontsize=10)
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("top-1 accuracy % (mean ± sd over seeds)")
     axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    fig.supxlabel("imbalance factor of the training set (most / fewest utterances per speaker)", fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
 

@@ -24,8 +24,8 @@ def main(argv=None):
     ap.add_argument("runs", nargs="+", help="run folders (each evaluated)")
     ap.add_argument("--out", default="compare", help="output folder (default: %(default)s)")
     ap.add_argument("--baseline", help="configuration to compare against (default: the one AAM run without LA loss)")
-    ap.add_argument("--modes", nargs="+", default=["plain"], help="inference families in the per-speaker plot "
-                    "(default: %(default)s)")
+    ap.add_argument("--modes", nargs="+", default=["plain"], help="inference families in the per-speaker and "
+                    "imbalance plots (default: %(default)s)")
     a = ap.parse_args(argv)
     from ltspk.atomic import staged_folder, write_text
     from ltspk.comparison import aggregate, load_run
@@ -43,7 +43,7 @@ def main(argv=None):
             plot_shot_groups(rows, tmp / "shot_groups.png")
             plot_per_speaker(runs, tmp / "per_speaker.png", modes=a.modes)
             plot_det(runs, tmp / "det.png")
-            plot_imbalance(rows, runs, tmp / "imbalance.png")
+            plot_imbalance(rows, runs, tmp / "imbalance.png", modes=a.modes)
     except LtspkError as e:
         sys.exit(f"error: {e}")
     print(table)

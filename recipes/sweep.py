@@ -28,7 +28,21 @@ def experiment_name(hparams_file):
     return Path(hparams_file).stem
 
 
-def plan(a):
+def with_imbalance(passthrough, factor):
+    """Add ``imbalance_factor`` to a ``--prep_options`` mapping of the pass-through arguments,
+    or add one: hyperpyyaml merges it into the configuration's prep_options."""
+    args = list(passthrough)
+    if "--prep_options" in args:
+        i = args.index("--prep_options") + 1
+        value = args[i].rstrip()
+        if not value.endswith("}"):
+            sys.exit("error: --prep_options must be a {...} mapping to combine it with --imbalance-factors")
+        args[i] = value[:-1].rstrip() + (", " if value[:-1].rstrip()[-1] != "{" else "") + f"imbalance_factor: {factor:g}}}"
+        return args
+    return args + ["--prep_options", f"{{imbalance_factor: {factor:g}}}"]
+
+
+def plan(a, passthrough):
     runs = []
     for hp in a.hparams:
         for factor in a.imbalance_factors or [None]:
@@ -38,8 +52,7 @@ def plan(a):
                     folder = folder / f"IF{factor:g}"
                 folder = folder / str(seed)
                 extra = ["--seed", str(seed), "--output_folder", str(folder)]
-                if factor is not None:
-                    extra += ["--prep_options", f"{{imbalance_factor: {factor:g}}}"]
+                extra += passthrough if factor is None else with_imbalance(passthrough, factor)
                 runs.append((hp, folder, extra))
     return runs
 
@@ -65,13 +78,13 @@ def main(argv=None):
             sys.exit(f"error: {hp}: hparams file not found")
     py = sys.executable
     folders = []
-    runs = plan(a)
+    runs = plan(a, passthrough)
     for n, (hp, folder, extra) in enumerate(runs, start=1):
         folders.append(folder)
         done = (folder / "evaluation" / "records.json").is_file()
-        cmds = [] if done else [[py, str(ROOT / "recipes" / "train.py"), hp, *extra, *passthrough]]
+        cmds = [] if done else [[py, str(ROOT / "recipes" / "train.py"), hp, *extra]]
         if a.stage2 and not (done and (folder / "stage2" / "records.json").is_file()):
-            cmds.append([py, str(ROOT / "recipes" / "retrain_classifier.py"), hp, *extra, *passthrough])
+            cmds.append([py, str(ROOT / "recipes" / "retrain_classifier.py"), hp, *extra])
         for cmd in cmds:
             print(f"[{n}/{len(runs)}] " + " ".join(cmd[1:]), flush=True)
             if not a.dry_run and subprocess.run(cmd).returncode != 0:
