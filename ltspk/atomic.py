@@ -72,9 +72,10 @@ def _old_name(path):
     return path.with_name(f".{path.name}.old")
 
 
-def recover_folder(path):
-    """Finish or undo a folder swap a crash interrupted: put a lone ``.NAME.old`` back, and
-    remove left-over ``.NAME.*.tmp`` build folders (one run per folder: nothing else writes them)."""
+def recover_folder(path, clean=False):
+    """Finish or undo a folder swap a crash interrupted: put a lone ``.NAME.old`` back; with
+    ``clean``, also remove left-over ``.NAME.*.tmp`` build folders (only where one process
+    writes the folder, as in a locked run folder)."""
     path = Path(path)
     old = _old_name(path)
     if old.exists():
@@ -82,20 +83,20 @@ def recover_folder(path):
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(old, path)
-    if path.parent.is_dir():
+    if clean and path.parent.is_dir():
         for tmp in path.parent.glob(f".{path.name}.*.tmp"):
             if tmp.is_dir():
                 shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextlib.contextmanager
-def staged_folder(path):
+def staged_folder(path, clean=False):
     """Yield a fresh temporary folder beside ``path``; when the block ends cleanly it replaces
     ``path`` whole, so the files in it are only ever seen together. On an error the
     temporary folder is removed and ``path`` is left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    recover_folder(path)
+    recover_folder(path, clean)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     os.chmod(tmp, 0o777 & ~_umask())
     try:

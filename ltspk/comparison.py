@@ -6,7 +6,9 @@ are its seeds. Only ``headline`` records are compared: plain inference, and each
 family at the setting chosen on ``spkid_valid`` (the chosen setting can differ between seeds:
 it is listed). The baseline (default: the configuration of an AAM head without the LA loss) is
 compared with every other configuration's headline figures: per seed the paired difference on
-the same test items, over seeds the mean difference with a Student-t 95% interval.
+the same test items; over seeds the mean difference, with the wider of a Student-t 95% interval
+over the seeds' differences and a speaker bootstrap of their mean (pooled over seeds), so that
+seeds that happen to agree never make an interval narrower than the test set allows.
 """
 
 import json
@@ -18,7 +20,7 @@ import numpy as np
 from ltspk.embeddings_io import load_arrays
 from ltspk.errors import DataError
 from ltspk.records import GROUPS, STAGE_FOLDERS, collect
-from ltspk.stats import accuracy_interval, eer_interval, over_seeds, paired_accuracy_difference, verdict
+from ltspk.stats import accuracy_interval, eer_interval, over_seeds, pooled_paired_difference, verdict
 
 
 @dataclass
@@ -143,27 +145,39 @@ def aggregate(runs, baseline=None):
             for c in cols:
                 row.stats[c] = over_seeds([rec.metrics.get(c) for _, rec in per_seed.values()])
             rows.append(row)
-    base = _baseline_config(runs, baseline)
-    if base:
-        _compare_with(rows, base)
-    return rows, base
+    bases = _baseline_configs(runs, baseline)
+    if bases:
+        _compare_with(rows, bases)
+    names = sorted(set(bases.values()))
+    return rows, (", ".join(names) + (" (each at the same imbalance factor)" if len(names) > 1 else "")) if names else None
 
 
-def _baseline_config(runs, baseline):
+def _imbalance(run):
+    return run.info.get("imbalance_factor_target")
+
+
+def _baseline_configs(runs, baseline):
+    """{config: its baseline config}: the named one, or the AAM configuration without LA loss
+    at the same imbalance factor (where exactly one exists)."""
+    configs = {r.config: r for r in runs}
     if baseline:
-        if baseline not in {r.config for r in runs}:
-            raise DataError(baseline, f"no such configuration among the runs: {sorted({r.config for r in runs})}")
-        return baseline
-    cands = sorted({r.config for r in runs if is_default_baseline(r)})
-    return cands[0] if len(cands) == 1 else None
+        if baseline not in configs:
+            raise DataError(baseline, f"no such configuration among the runs: {sorted(configs)}")
+        return {c: baseline for c in configs}
+    out = {}
+    for c, run in configs.items():
+        cands = sorted({r.config for r in runs if is_default_baseline(r) and _imbalance(r) == _imbalance(run)})
+        if len(cands) == 1:
+            out[c] = cands[0]
+    return out
 
 
-def _compare_with(rows, base):
-    ref = {r.task: r for r in rows if r.config == base and r.mode in ("plain", "cosine")}
+def _compare_with(rows, bases):
     for row in rows:
-        if row.config == base and row.mode in ("plain", "cosine"):
+        base = bases.get(row.config)
+        if base is None or (row.config == base and row.mode in ("plain", "cosine")):
             continue
-        b = ref.get(row.task)
+        b = next((r for r in rows if r.config == base and r.task == row.task and r.mode in ("plain", "cosine")), None)
         if b is None:
             continue
         seeds = sorted(set(row.per_seed) & set(b.per_seed), key=str)
@@ -174,28 +188,29 @@ def _compare_with(rows, base):
             if not diffs:
                 continue
             s = over_seeds(diffs)
-            low, high, how = s["low"], s["high"], f"t over {s['n']} seeds"
-            if s["n"] == 1 and row.task == "speaker_id":
-                seed = seeds[0]
-                paired = _paired_bootstrap(b.per_seed[seed], row.per_seed[seed], c)
-                if paired:
-                    low, high, how = paired[1], paired[2], "speaker bootstrap, 1 seed"
-            row.versus[c] = {"mean": s["mean"], "low": low, "high": high, "n": s["n"], "how": how,
+            low, high = s["low"], s["high"]
+            if row.task == "speaker_id":
+                boot = _pooled_bootstrap([(b.per_seed[x], row.per_seed[x]) for x in seeds], c)
+                if boot:  # the wider of the two: seeds too few for t, or too alike, never narrow it
+                    low = boot[1] if low is None else min(low, boot[1])
+                    high = boot[2] if high is None else max(high, boot[2])
+            row.versus[c] = {"mean": s["mean"], "low": low, "high": high, "n": s["n"],
                              "verdict": verdict(low, high, higher_is_better=c != "eer")}
 
 
-def _paired_bootstrap(base_pair, pair, column):
-    (run_a, rec_a), (run_b, rec_b) = base_pair, pair
-    ca, cb = run_a.correct(rec_a), run_b.correct(rec_b)
-    if ca is None or cb is None or not np.array_equal(ca[1], cb[1]):
-        return None  # not the same test items in the same order: no pairing
-    keep = np.ones(len(ca[0]), dtype=bool)
-    if column != "overall":
-        groups = _groups_of(run_a, ca[1])
-        keep = groups == column
-    if not keep.any():
-        return None
-    return paired_accuracy_difference(ca[0][keep], cb[0][keep], ca[1][keep])
+def _pooled_bootstrap(seed_pairs, column):
+    """Speaker bootstrap of the mean paired difference over seeds, or None when a seed's two
+    runs were not tested on the same items in the same order."""
+    pairs = []
+    for (run_a, rec_a), (run_b, rec_b) in seed_pairs:
+        ca, cb = run_a.correct(rec_a), run_b.correct(rec_b)
+        if ca is None or cb is None or not np.array_equal(ca[1], cb[1]):
+            return None
+        keep = np.ones(len(ca[0]), dtype=bool) if column == "overall" else _groups_of(run_a, ca[1]) == column
+        if not keep.any():
+            return None
+        pairs.append((ca[0][keep], cb[0][keep], ca[1][keep]))
+    return pooled_paired_difference(pairs) if pairs else None
 
 
 def _groups_of(run, speakers):

@@ -225,7 +225,7 @@ def evaluate(experiment, out=None, progress=True):
     model_hash = model_fingerprint(brain)
     cache = run_dir / "cache"
     records, failures = [], {}
-    with staged_folder(run_dir / "evaluation") as tmp:
+    with staged_folder(run_dir / "evaluation", clean=True) as tmp:
         steps = (("verification", lambda: verification(brain, prepared, tmp, h, progress, model_hash, cache)),
                  ("speaker_id", lambda: speaker_id(experiment, tmp, progress, model_hash, cache)))
         for name, step in steps:

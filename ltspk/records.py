@@ -57,7 +57,7 @@ class Record:
 
     @property
     def label(self):
-        text = self.key.replace("_", "-") if self.family in ("tau_norm",) else self.key
+        text = self.key
         if self.chosen_on:
             text += f" (chosen on {self.chosen_on['split']})"
         elif self.role == "diagnostic":

@@ -86,8 +86,9 @@ def markdown(rows, runs, baseline, synthetic=False):
              f"Top-1 accuracy %, mean ± standard deviation over seeds ({', '.join(map(str, n_seeds))} per configuration). "
              "Tunable settings were chosen on the spkid_valid split of each seed; the chosen values are listed. "
              + (f"`vs baseline`: difference from {baseline} (plain), in points, with its 95% interval "
-                "(Student-t over the per-seed paired differences; with one seed, a speaker bootstrap), and whether it "
-                "is better, worse or within noise." if baseline else "No baseline configuration (AAM without LA loss) "
+                "(the wider of a Student-t interval over the per-seed paired differences and a speaker bootstrap of "
+                "their mean), and whether it is better, worse or within noise."
+                if baseline else "No baseline configuration (AAM without LA loss) "
                 "among the runs: no differences shown."),
              "", _md(ID_COLS + SID_COLS + VS_COLS[:2], sid)]
     if ver:

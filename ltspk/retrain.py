@@ -84,7 +84,7 @@ def run_stage2(exp, out=None, progress=True):
 
     info = {"model_sha256": model_hash, "n_train_embeddings": len(tr_ids), "seconds": timings,
             "crt_options": opts["crt"], "lws_options": opts["lws"]}
-    with staged_folder(run_dir / "stage2") as tmp:
+    with staged_folder(run_dir / "stage2", clean=True) as tmp:
         save_arrays(tmp / "spkid_predictions.npz", modes=np.array(list(predictions)), speakers=test.speakers,
                     targets=test.targets, predictions=np.stack(list(predictions.values())))
         write_json(tmp / "records.json", stage_document(STAGE, records, info))

@@ -69,6 +69,22 @@ def paired_accuracy_difference(correct_a, correct_b, speakers, n_resamples=N_RES
     return _bootstrap((ca, cb, n), diff, n_resamples, level, seed)
 
 
+def pooled_paired_difference(pairs, n_resamples=N_RESAMPLES, level=LEVEL, seed=0):
+    """(mean over seeds of accuracy B - A, low, high) from several seeds' paired test sets
+    ``[(correct_a, correct_b, speakers), ...]``: each resample draws speakers with replacement
+    within every seed and averages the seeds' differences (test-sampling noise of the mean)."""
+    rng = np.random.default_rng(seed)
+    draws, point = np.zeros(n_resamples), 0.0
+    for a, b, speakers in pairs:
+        _, (ca, cb), n = _per_speaker([np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)], speakers)
+        w = rng.multinomial(len(n), np.full(len(n), 1.0 / len(n)), size=n_resamples).astype(np.float64)
+        draws += 100.0 * (w @ (cb - ca)) / (w @ n)
+        point += 100.0 * (cb.sum() - ca.sum()) / n.sum()
+    k = len(pairs)
+    lo, hi = np.percentile(draws / k, [50 * (1 - level), 100 - 50 * (1 - level)])
+    return point / k, float(lo), float(hi)
+
+
 def eer_interval(scores, labels, enrol_speakers, test_speakers, n_resamples=N_RESAMPLES, level=LEVEL, seed=0):
     """(EER %, low, high): speakers drawn with replacement; each trial weighted by the number
     of draws of its enrolment speaker times that of its test speaker."""

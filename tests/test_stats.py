@@ -6,7 +6,14 @@ import pytest
 from scipy import stats as sps
 
 from ltspk.metrics import eer, operating_points, verification_metrics
-from ltspk.stats import accuracy_interval, eer_interval, over_seeds, paired_accuracy_difference, verdict
+from ltspk.stats import (
+    accuracy_interval,
+    eer_interval,
+    over_seeds,
+    paired_accuracy_difference,
+    pooled_paired_difference,
+    verdict,
+)
 
 
 def test_accuracy_interval_two_speakers_by_hand():
@@ -64,3 +71,13 @@ def test_verdict():
     assert verdict(0.5, 2.0) == "better" and verdict(-2.0, -0.1) == "worse" and verdict(-1, 1) == "within noise"
     assert verdict(0.5, 2.0, higher_is_better=False) == "worse"  # an EER difference above 0 is worse
     assert verdict(None, None).startswith("one seed")
+
+
+def test_pooled_paired_difference_by_hand():
+    # two seeds, each: speaker a unchanged (2/2 both), speaker b fixed by B (0/2 -> 2/2)
+    pair = ([1, 1, 0, 0], [1, 1, 1, 1], ["a", "a", "b", "b"])
+    d, lo, hi = pooled_paired_difference([pair, pair], n_resamples=4000)
+    # per seed: aa +0, ab +50, bb +100 (1/4, 1/2, 1/4); the mean of two seeds ranges 0..100
+    assert d == 50.0 and lo in (0.0, 25.0) and hi in (75.0, 100.0)
+    one = pooled_paired_difference([pair], n_resamples=4000)
+    assert one[1] == 0.0 and one[2] == 100.0 and hi - lo <= one[2] - one[1]  # more seeds: not wider

@@ -60,7 +60,7 @@ def prepare_whole(corpus, data_folder, folder, options, corpus_options=None, plo
     from ltspk.data.summary import load_counts, plot_counts, summary_text
 
     folder = Path(folder)
-    with staged_folder(folder) as tmp:
+    with staged_folder(folder, clean=True) as tmp:
         prepare_corpus(corpus, data_folder, tmp, options, **(corpus_options or {}))
         info = load_counts(tmp / "counts.json")
         log.info("\n%s", summary_text(info))
@@ -75,7 +75,7 @@ def check_prepared(folder, corpus, data_folder, options, corpus_options=None):
     """True if ``folder`` holds a whole preparation made with these settings; False if there
     is nothing there; a DataError if it was made otherwise or is not whole."""
     folder = Path(folder)
-    recover_folder(folder)
+    recover_folder(folder, clean=True)
     if not folder.exists():
         return False
     fp_path = folder / FINGERPRINT
