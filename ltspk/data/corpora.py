@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-CORPORA = ("voxceleb", "cnceleb", "librispeech", "synthetic")
+CORPORA = ("voxceleb", "cnceleb", "librispeech", "folder", "synthetic")
 
 
 def prepare_corpus(corpus, data_folder, save_folder, options, **kwargs):
@@ -11,6 +11,7 @@ def prepare_corpus(corpus, data_folder, save_folder, options, **kwargs):
     voxceleb: data_folder is the VoxCeleb1 root; kwargs vox2_folder, train_sets, trial_list.
     cnceleb: data_folder is CN-Celeb1 (``CN-Celeb_flac``); kwargs cn2_folder.
     librispeech: kwargs train_subsets, trial_subsets, n_trials.
+    folder: one folder per speaker; kwargs session_pattern, verification_speakers, trials, n_trials.
     synthetic: the synthetic corpus is written to data_folder first if it is not there;
     kwargs go to ``ltspk.data.synthetic.make_corpus``.
     """
@@ -27,6 +28,10 @@ def prepare_corpus(corpus, data_folder, save_folder, options, **kwargs):
         from ltspk.data.librispeech import prepare_librispeech
 
         return prepare_librispeech(save_folder, data_folder, **kwargs, options=options)
+    if corpus == "folder":
+        from ltspk.data.folder import prepare_folder
+
+        return prepare_folder(save_folder, data_folder, options, **kwargs)
     if corpus == "synthetic":
         from ltspk.data.synthetic import make_corpus
         from ltspk.data.voxceleb import prepare_voxceleb

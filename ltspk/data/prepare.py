@@ -15,6 +15,7 @@ long-tail controls, splits a balanced speaker-ID test off training, and writes:
 """
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from ltspk.data.longtail import (
     speaker_id_split,
 )
 from ltspk.data.manifest import Utterance, speaker_counts, write_manifest
-from ltspk.data.trials import check_trials_cover, write_trials
+from ltspk.data.trials import check_trial_labels, check_trials_cover, write_trials
 from ltspk.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class PrepOptions:
     seed: int = 0
     workers: int = 8
     verify_samples: bool = False
+    min_seconds: float = 0.1  # shorter files are listed as bad (an embedder needs some frames)
     on_bad_file: str = "skip"  # "skip" (report and go on) or "raise"
     progress: bool = True
 
@@ -76,7 +78,7 @@ def _to_utterances(entries, infos):
     for e in entries:
         info = infos.get(e.path)
         if info is not None:
-            rows.append(Utterance(e.id, info.duration, e.path, 0, info.frames, e.spk_id))
+            rows.append(Utterance(e.id, info.duration, os.path.abspath(e.path), 0, info.frames, e.spk_id))
     return rows
 
 
@@ -110,6 +112,12 @@ def finish_preparation(corpus, save_folder, train_entries, verification_entries,
 
     paths = sorted({e.path for e in train_entries} | {e.path for e in verification_entries})
     infos, bad = probe_many(paths, opts.workers, opts.verify_samples, opts.progress, f"{corpus}: probing audio")
+    short = sorted(p for p, info in infos.items() if info.duration < opts.min_seconds)
+    for p in short:
+        bad.append((p, f"shorter than min_seconds={opts.min_seconds:g} s ({infos.pop(p).duration:.3f} s)"))
+    if short:
+        log.warning("%d file(s) shorter than %g s left out (listed in bad_files.txt), e.g. %s", len(short),
+                    opts.min_seconds, short[0])
     if bad:
         for p, why in bad[:20]:
             log.warning("bad audio file %s: %s", p, why)
@@ -121,7 +129,15 @@ def finish_preparation(corpus, save_folder, train_entries, verification_entries,
     train = _to_utterances(train_entries, infos)
     natural = speaker_counts(train)
     train, below_min = filter_min_utterances(train, opts.min_utterances)
+    if not train:
+        raise DataError(save, f"{corpus}: no training data: every training file was bad or dropped (see bad_files.txt)")
     if opts.imbalance_factor:
+        own = imbalance_factor(speaker_counts(train))
+        if own > 1.5 * opts.imbalance_factor:
+            raise DataError(save, f"the training speakers are already more imbalanced (max/min utterances {own:g}) than "
+                                  f"the target imbalance_factor {opts.imbalance_factor:g}: sub-sampling only removes "
+                                  "utterances, so it cannot balance them. Leave imbalance_factor unset for the natural "
+                                  f"counts, or ask for {own:g} or more")
         train = longtail_subsample(train, opts.imbalance_factor, opts.seed)
     split = speaker_id_split(train, opts.holdout_per_speaker, seed=opts.seed) if opts.holdout_per_speaker else None
     train_rows = split.train if split else train
@@ -137,6 +153,7 @@ def finish_preparation(corpus, save_folder, train_entries, verification_entries,
 
     verification = _to_utterances(verification_entries, infos)
     if trials:
+        check_trial_labels(trials, trials_source or save)
         check_trials_cover(trials, {u.ID for u in verification}, trials_source or save)
 
     counts = speaker_counts(train_rows)

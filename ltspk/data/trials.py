@@ -82,42 +82,66 @@ def check_trials_cover(trials, known_ids, path):
         raise DataError(path, f"{len(missing)} trial utterance(s) not found in the audio: {shown}")
 
 
-def generate_trials(speaker_of, n_trials, target_ratio=0.5, seed=0):
+def generate_trials(speaker_of, n_trials, target_ratio=0.5, seed=0, session_of=None):
     """Random trials among the utterances of ``speaker_of`` (utterance ID -> speaker, held-out
-    speakers): a fixed share of target pairs, the rest non-target, no duplicate pairs, no
-    utterance against itself."""
+    speakers): a fixed share of target pairs (speakers drawn uniformly; the second utterance from
+    another session of the speaker where ``session_of`` knows one), the rest non-target; no
+    duplicate pairs, no utterance against itself. Linear in ``n_trials``: each draw is O(1)
+    and the number of draws is bounded."""
     by_spk = {}
     for uid, spk in sorted(speaker_of.items()):
         by_spk.setdefault(spk, []).append(uid)
-    multi = [s for s, v in by_spk.items() if len(v) >= 2]
+    multi = sorted(s for s, v in by_spk.items() if len(v) >= 2)
     if len(by_spk) < 2 or not multi:
         raise ValueError("trial generation needs >= 2 speakers and one with >= 2 utterances")
+    session_of = session_of or {}
+    other_session = {}  # uid -> utterances of the same speaker in other sessions
+    for spk in multi:
+        by_sess = {}
+        for u in by_spk[spk]:
+            by_sess.setdefault(session_of.get(u), []).append(u)
+        if len(by_sess) > 1 and None not in by_sess:
+            for sess, members in by_sess.items():
+                others = [u for s2, m in by_sess.items() if s2 != sess for u in m]
+                for u in members:
+                    other_session[u] = others
     rng = random.Random(seed)
     speakers = sorted(by_spk)
-    n_target = int(round(n_trials * target_ratio))
     max_target = sum(len(v) * (len(v) - 1) // 2 for v in by_spk.values())
-    n_target = min(n_target, max_target)
+    n_target = min(int(round(n_trials * target_ratio)), max_target)
+    n_nontarget = n_trials - n_target
     pairs, trials = set(), []
 
     def add(label, a, b):
-        key = (min(a, b), max(a, b))
+        key = (a, b) if a < b else (b, a)
         if a != b and key not in pairs:
             pairs.add(key)
             trials.append(Trial(label, a, b))
             return True
         return False
 
-    tries = 0
-    while len(trials) < n_target and tries < 50 * n_trials:
-        tries += 1
-        s = rng.choice(multi)
-        a, b = rng.sample(by_spk[s], 2)
-        add(1, a, b)
-    n_non = n_trials - len(trials)
-    tries = 0
-    while len(trials) < len([t for t in trials if t.label]) + n_non and tries < 50 * n_trials:
+    made = 0
+    for cross in (True, False):  # cross-session pairs first; same-session ones once those run out
+        tries = 0
+        while made < n_target and tries < 10 * n_trials + 100:
+            tries += 1
+            utts = by_spk[rng.choice(multi)]
+            a = rng.choice(utts)
+            pool = other_session.get(a) if cross else None
+            b = rng.choice(pool) if pool else rng.choice(utts)
+            made += add(1, a, b)
+    made, tries = 0, 0
+    while made < n_nontarget and tries < 20 * n_trials + 100:
         tries += 1
         s1, s2 = rng.sample(speakers, 2)
-        add(0, rng.choice(by_spk[s1]), rng.choice(by_spk[s2]))
+        made += add(0, rng.choice(by_spk[s1]), rng.choice(by_spk[s2]))
     rng.shuffle(trials)
     return trials
+
+
+def check_trial_labels(trials, source):
+    """A trial list needs target and non-target trials: EER and minDCF are undefined otherwise."""
+    n_target = sum(t.label for t in trials)
+    if n_target == 0 or n_target == len(trials):
+        raise DataError(source, f"the trial list has {n_target} target and {len(trials) - n_target} non-target "
+                                "trials: verification needs both")
