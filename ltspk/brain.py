@@ -1,7 +1,13 @@
-"""The SpeechBrain Brain that trains an embedder with any ltspk head."""
+"""The SpeechBrain Brain that trains an embedder with any ltspk head.
+
+Resuming is exact in a single process with ``num_workers: 0``: a run resumed from any
+checkpoint logs the same losses and ends with the same weights as the uninterrupted run
+(the random state is checkpointed by ``ltspk.rng``, which says what is not guaranteed).
+"""
 
 import speechbrain as sb
 import torch
+from speechbrain.utils.checkpoints import mark_as_loader, register_checkpoint_hooks
 
 
 def unwrap(module):
@@ -9,8 +15,17 @@ def unwrap(module):
     return getattr(module, "module", module)
 
 
+@register_checkpoint_hooks
 class SpeakerBrain(sb.core.Brain):
     """Fbank -> mean/var norm -> embedder -> head; the loss sees the head's training logits."""
+
+    @mark_as_loader
+    def _recover(self, path, end_of_epoch):
+        """SpeechBrain saves the end-of-epoch checkpoint before it resets ``step`` and the running
+        loss; a new epoch starts from zero (``optimizer_step`` is kept)."""
+        super()._recover(path, end_of_epoch)
+        if end_of_epoch:
+            self.step, self.avg_train_loss = 0, 0.0
 
     def embed(self, wavs, lens, unwrapped=False):
         """Embeddings [B, D]; ``unwrapped`` bypasses DDP wrappers (single-process inference)."""
@@ -45,6 +60,10 @@ class SpeakerBrain(sb.core.Brain):
         if stage == sb.Stage.TRAIN and self.train_sampler is None and sampler is not None:
             self.train_sampler = sampler  # so Brain calls set_epoch() every epoch
         return loader
+
+    def on_stage_start(self, stage, epoch=None):
+        if stage == sb.Stage.TRAIN and self.optimizer is not None:
+            self.head.set_learning_rate(self.optimizer.param_groups[0]["lr"])  # e.g. CausalNorm's lr-tied mu
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
         if stage != sb.Stage.TRAIN:

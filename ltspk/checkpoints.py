@@ -5,6 +5,10 @@ files after; a directory counts as a checkpoint as soon as ``CKPT.yaml`` exists.
 while saving therefore leaves a partial checkpoint that recovery picks as the newest. Here the
 metafile is written under a temporary name and renamed into place (atomically) only after every
 parameter file is on disk, so a partial checkpoint is never taken for a checkpoint.
+
+Under DDP every process waits for that rename before going on: SpeechBrain's
+``delete_checkpoints`` then lists the same checkpoints on every process (each deletion is a
+collective call; processes that listed different ones would wait for each other forever).
 """
 
 import logging
@@ -12,7 +16,7 @@ import os
 import shutil
 
 from speechbrain.utils.checkpoints import METAFNAME, Checkpointer
-from speechbrain.utils.distributed import if_main_process
+from speechbrain.utils.distributed import ddp_barrier, if_main_process
 
 log = logging.getLogger(__name__)
 PENDING = METAFNAME + ".pending"
@@ -29,6 +33,7 @@ class AtomicCheckpointer(Checkpointer):
             with open(pending, "rb") as f:
                 os.fsync(f.fileno())
             os.replace(pending, ckpt.path / METAFNAME)
+        ddp_barrier()
         return ckpt
 
     def remove_incomplete(self):

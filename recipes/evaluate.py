@@ -19,9 +19,11 @@ def main(argv):
     from ltspk.evaluate import evaluate
     from ltspk.experiment import trained_experiment
     from ltspk.records import results_table
+    from ltspk.runlock import RunLock
 
     exp, _, _ = trained_experiment(argv)
-    print(results_table(evaluate(exp)))
+    with RunLock(exp.hparams["output_folder"]):  # no training or other evaluation writes there meanwhile
+        print(results_table(evaluate(exp)))
 
 
 if __name__ == "__main__":

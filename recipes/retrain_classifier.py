@@ -21,9 +21,11 @@ def main(argv):
     from ltspk.experiment import trained_experiment
     from ltspk.records import collect, results_table
     from ltspk.retrain import run_stage2
+    from ltspk.runlock import RunLock
 
     exp, _, _ = trained_experiment(argv)
-    _, info = run_stage2(exp)
+    with RunLock(exp.hparams["output_folder"]):
+        _, info = run_stage2(exp)
     print(results_table(collect(exp.hparams["output_folder"])))
     print("seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in info["seconds"].items()))
 

@@ -6,6 +6,8 @@
 
 The corpus is prepared on first use (into <prepared_folder>), training resumes from the
 latest checkpoint in <output_folder>/save, and evaluation writes results.json / results.md.
+One run at a time per output folder (<output_folder>/.ltspk.lock); a checkpoint made under
+another model/head configuration or label encoder is refused, not resumed.
 """
 
 import logging
@@ -18,6 +20,7 @@ import speechbrain as sb  # noqa: E402
 from hyperpyyaml import load_hyperpyyaml  # noqa: E402
 
 from ltspk.errors import LtspkError  # noqa: E402
+from ltspk.runlock import RunLock  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +30,32 @@ def main(argv):
     sb.utils.distributed.ddp_init_group(run_opts)
     with open(hparams_file, encoding="utf-8") as f:
         hparams = load_hyperpyyaml(f, overrides)
-    sb.create_experiment_directory(hparams["output_folder"], hyperparams_to_save=hparams_file, overrides=overrides)
+    with RunLock(hparams["output_folder"], enabled=sb.utils.distributed.if_main_process()):
+        train(hparams, hparams_file, run_opts, overrides)
+
+
+def save_hyperparams(hparams_file, overrides, folder):
+    """<folder>/hyperparams.yaml as SpeechBrain writes it (references resolved, overrides applied)."""
+    from hyperpyyaml import resolve_references
+
+    from ltspk.atomic import write_text
+
+    with open(hparams_file, encoding="utf-8") as f:
+        text = resolve_references(f, overrides).getvalue()
+    write_text(Path(folder) / "hyperparams.yaml", f"# Generated from:\n# {Path(hparams_file).resolve()}\n"
+                                                  f"# yamllint disable\n{text}")
+
+
+def train(hparams, hparams_file, run_opts, overrides):
+    out = hparams["output_folder"]
+    sb.create_experiment_directory(out, overrides=overrides)
 
     from ltspk.evaluate import evaluate
     from ltspk.experiment import Experiment
 
-    exp = Experiment(hparams, run_opts)
+    exp = Experiment(hparams, run_opts)  # refuses a checkpoint of another configuration ...
+    if sb.utils.distributed.if_main_process():
+        save_hyperparams(hparams_file, overrides, out)  # ... before its hyperparams.yaml is replaced
     exp.fit()
     if hparams.get("evaluate_after_training", True) and sb.utils.distributed.if_main_process():
         from ltspk.records import results_table

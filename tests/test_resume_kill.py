@@ -1,82 +1,85 @@
-"""Kill a training run hard mid-epoch, resume it, and finish: nothing is lost."""
+"""Kill a training run with SIGKILL mid-epoch, resume it, and finish: the outcome is the
+uninterrupted run's (same logged losses, weights and evaluation), and the dead run's lock on
+the output folder is taken over.
+
+The killed run is a subprocess that kills itself from a Brain hook, one batch after an intra-epoch
+checkpoint of epoch 2, so the moment is deterministic; nothing after the signal runs (no exception
+handler, no atexit). The reference and the resumed run are in-process (one thread, as the subprocess).
+"""
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
+import pytest
 import torch
-from test_train_e2e import ROOT, TINY, latest_ckpt, run
+from test_resume_exact import argv, checkpoints, train
+from test_train_e2e import ROOT
+
+KILL_AT = """
+import os, runpy, signal, sys
+from ltspk.brain import SpeakerBrain
+
+def kill(self, batch, outputs, loss, should_step):
+    if self.hparams.epoch_counter.current == 2 and self.step == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+SpeakerBrain.on_fit_batch_end = kill
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+RUN = {"yaml_name": "demo_tde.yaml", "epochs": 2, "evaluate": True}
 
 
-def _cmd(out, *extra):
-    return [sys.executable, str(ROOT / "recipes" / "train.py"), str(ROOT / "hparams" / "demo_tde.yaml"),
-            "--output_folder", str(out), "--data_folder", str(out.parent / "corpus"), *TINY, *extra]
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
-def _ckpt_meta(d):
-    import yaml
-
-    try:
-        return yaml.safe_load((d / "CKPT.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return {}
-
-
-def _epoch2_intra_ckpt(out):
-    """An intra-epoch checkpoint written after epoch 1's end-of-epoch checkpoint."""
-    metas = [_ckpt_meta(d) for d in (out / "save").glob("CKPT+*")]
-    ends = [m["unixtime"] for m in metas if m.get("end-of-epoch") and m.get("epoch") == 1]
-    return bool(ends) and any(m.get("end-of-epoch") is False and m.get("unixtime", 0) > ends[0] for m in metas)
+def _killed_run(tmp_path, name):
+    cmd = [sys.executable, "-c", KILL_AT, str(ROOT / "recipes" / "train.py"), *argv(tmp_path, name, **RUN)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    with subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env) as proc:
+        _, err = proc.communicate(timeout=300)
+    return proc, err
 
 
-def _headline(run_dir):
-    res = json.loads((run_dir / "results.json").read_text())
-    return {(r["task"], r["family"]): r["metrics"] for r in res["records"] if r["role"] == "headline"}
+def _outcome(out):
+    meta, final = checkpoints(out)[-1]
+    assert meta["end-of-epoch"] and meta["epoch"] == 2
+    weights = {k: torch.load(final / f"{k}.ckpt", weights_only=True) for k in ("embedding_model", "classifier")}
+    records = json.loads((out / "results.json").read_text())["records"]
+    metrics = {(r["task"], r["family"], r["role"], r["split"], json.dumps(r.get("params"), sort_keys=True)): r["metrics"]
+               for r in records}
+    return (out / "train_log.txt").read_text().splitlines(), weights, metrics
 
 
-def test_kill_mid_epoch_then_resume(tmp_path):
-    epochs = ["--number_of_epochs", "2"]
-    ref = tmp_path / "ref"
-    run("train.py", "demo_tde.yaml", ref, *epochs)
-    ref_res = _headline(ref)
-
+def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path, one_thread):
+    ref = train(tmp_path, "ref", **RUN)
     out = tmp_path / "killed"
-    (tmp_path / "corpus").mkdir(exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    steps = ["--ckpt_interval_minutes", "0", "--ckpt_interval_steps", "2"]
-    proc = subprocess.Popen(_cmd(out, *epochs, *steps), cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 300
-    try:
-        # wait until epoch 1 is done and an intra-epoch checkpoint of epoch 2 exists
-        while time.time() < deadline and proc.poll() is None:
-            log = out / "train_log.txt"
-            if log.is_file() and "epoch: 1" in log.read_text() and _epoch2_intra_ckpt(out):
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, "the run ended before it could be killed"
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    proc, err = _killed_run(tmp_path, "killed")
+    assert proc.returncode == -9, err[-3000:]
     assert not (out / "results.json").exists()
-    killed_at = latest_ckpt(out)
-    assert _ckpt_meta(killed_at)["end-of-epoch"] is False
-    # the intra-epoch checkpoint holds the loader position, optimiser and the head's state
-    assert {"dataloader-TRAIN.ckpt", "optimizer.ckpt", "classifier.ckpt", "counter.ckpt"} <= {
+    assert json.loads((out / ".ltspk.lock").read_text())["pid"] == proc.pid  # the dead run's lock is left
+    meta, killed_at = checkpoints(out)[-1]
+    assert meta["end-of-epoch"] is False
+    # the intra-epoch checkpoint holds the loader position, optimiser, random state and the head's state
+    assert {"dataloader-TRAIN.ckpt", "optimizer.ckpt", "classifier.ckpt", "counter.ckpt", "rng.ckpt"} <= {
         p.name for p in killed_at.iterdir()}
-    assert int((killed_at / "dataloader-TRAIN.ckpt").read_text().split()[0]) >= 2  # batches already done
+    assert (killed_at / "dataloader-TRAIN.ckpt").read_text() == "2"  # batches of epoch 2 already done
     state = torch.load(killed_at / "classifier.ckpt", weights_only=True)
     assert state["embed_mean"].abs().sum() > 0 and bool(state["has_prior"])
 
-    run("train.py", "demo_tde.yaml", out, *epochs, *steps)
-    res = _headline(out)
-    log = (out / "train_log.txt").read_text().splitlines()
-    assert [line.split(",")[0] for line in log] == ["epoch: 1", "epoch: 2"]
-    # same seed, resumed mid-epoch: the outcome matches the uninterrupted run within noise
-    assert abs(res[("verification", "cosine")]["eer"] - ref_res[("verification", "cosine")]["eer"]) < 12
-    assert abs(res[("speaker_id", "plain")]["overall"] - ref_res[("speaker_id", "plain")]["overall"]) <= 25
+    train(tmp_path, "killed", **RUN)  # would raise FolderLocked if the dead run's lock were not taken over
+    assert not (out / ".ltspk.lock").exists()
+    log, weights, metrics = _outcome(out)
+    ref_log, ref_weights, ref_metrics = _outcome(ref)
+    assert log == ref_log and [line.split(",")[0] for line in log] == ["epoch: 1", "epoch: 2"]
+    for k in weights:
+        assert weights[k].keys() == ref_weights[k].keys()
+        assert all(torch.equal(weights[k][n], ref_weights[k][n]) for n in weights[k]), k
+    assert metrics == ref_metrics
