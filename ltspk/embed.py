@@ -19,14 +19,36 @@ from ltspk.data.pipeline import full_pipeline, load_dataset
 from ltspk.errors import DataError
 
 log = logging.getLogger(__name__)
+# what torch says when an input is shorter than a model's receptive field (reflect padding, kernels, pooling)
+TOO_SHORT = ("Padding size should be less than the corresponding input dimension",
+             "Kernel size can't be greater than actual input size", "Output size is too small")
 
 
 def embed_manifest(brain, csv_path, h, progress, rows=None):
     """(ids, float32 [N, D]) of every utterance of a manifest (or of ``rows``), whole
-    utterances up to ``eval_max_seconds``, batched by length (``eval_batch_size``)."""
+    utterances up to ``eval_max_seconds``, batched by length (``eval_batch_size``). Audio
+    shorter than the model's receptive field is an error naming the utterance and its file."""
     ds = load_dataset(csv_path, full_pipeline(h["sample_rate"], h.get("eval_max_seconds")), rows=rows)
     ds = ds.filtered_sorted(sort_key="duration")
-    return brain.embeddings(ds, batch_size=h.get("eval_batch_size", 16), progress=progress)
+    batch_size = h.get("eval_batch_size", 16)
+    try:
+        return brain.embeddings(ds, batch_size=batch_size, progress=progress)
+    except RuntimeError as e:
+        if not any(m in str(e) for m in TOO_SHORT):
+            raise
+        raise _too_short(ds, batch_size, h.get("eval_max_seconds")) from None
+
+
+def _too_short(ds, batch_size, max_seconds):
+    """The error for the first batch, the only one a too-short input fails in (batches are
+    sorted by length, each padded to its longest utterance)."""
+    ids = ds.data_ids[:batch_size]
+    row = ds.data[ids[0]]
+    seconds = float(row["duration"])
+    cut = f", cut to eval_max_seconds={max_seconds:g} s" if max_seconds and max_seconds < seconds else ""
+    also = f" (so are {', '.join(ids[1:4])}{' ...' if len(ids) > 4 else ''})" if len(ids) > 1 else ""
+    return DataError(row["wav"], f"utterance {ids[0]!r} ({seconds:.3f} s{cut}) is shorter than the model's "
+                                 f"receptive field{also}: leave it out (preparation's min_seconds does)")
 
 
 def model_fingerprint(brain):

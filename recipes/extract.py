@@ -6,6 +6,12 @@
 
 The .npz holds ``ids`` (unicode) and ``embeddings`` (float32 [N, D]), no pickle. MODEL_DIR loads
 with speechbrain.inference.speaker.EncoderClassifier.from_hparams(source=MODEL_DIR).
+
+With --audio-dir every file is checked first, as preparation checks a corpus: unusable files
+(unreadable, empty, NaN/inf or silent samples, shorter than prep_options.min_seconds, broken
+or looping symbolic links) are skipped and listed with the reason on stderr and in
+OUT.bad_files.txt (--on-bad-file raise: stop at the first instead). Two files with one ID
+(a.wav and a.flac in one folder) are an error naming both.
 """
 
 import argparse
@@ -24,12 +30,14 @@ def main(argv):
     ap.add_argument("--out", help="output .npz")
     ap.add_argument("--ark", help="also write Kaldi ark/scp (needs kaldiio)")
     ap.add_argument("--export-model", help="write a SpeechBrain model folder here")
+    ap.add_argument("--on-bad-file", choices=("skip", "raise"), default="skip",
+                    help="--audio-dir: skip unusable files (listed) or stop at the first (default: %(default)s)")
     ap.add_argument("--batch-size", type=int,
                     help="utterances a batch (default: 1 on CPU, where padding only costs time; 16 on GPU)")
     a, rest = ap.parse_known_args(argv)
     if not (a.export_model or (a.out and (a.manifest or a.audio_dir))):
         ap.error("give --export-model, or --out with --manifest or --audio-dir")
-    from ltspk.evaluate import embed_manifest
+    from ltspk.embed import embed_manifest
     from ltspk.experiment import trained_experiment
 
     exp, hparams_file, overrides = trained_experiment(rest)
@@ -43,13 +51,9 @@ def main(argv):
 
         batch = a.batch_size or (1 if str(exp.brain.device).startswith("cpu") else 16)
         h = dict(hparams, eval_batch_size=batch)
-        rows, bad = None, []
+        rows = None
         if a.audio_dir:
-            from ltspk.audio_folder import folder_rows
-
-            rows, bad = folder_rows(a.audio_dir)
-            for p, why in bad:
-                print(f"skipped {p}: {why}", file=sys.stderr)
+            rows = audio_dir_rows(a.audio_dir, hparams, a.on_bad_file, Path(a.out).with_suffix(".bad_files.txt"))
         ids, emb = embed_manifest(exp.brain, a.manifest or a.audio_dir, h, True, rows=rows)
         save_embeddings(a.out, ids, emb)
         print(f"{len(ids)} embeddings of dimension {emb.shape[1]} -> {a.out}")
@@ -57,6 +61,27 @@ def main(argv):
             from ltspk.export import write_kaldi
 
             print("kaldi:", *write_kaldi(a.ark, ids, emb))
+
+
+def audio_dir_rows(folder, hparams, on_bad_file, bad_list):
+    """Rows of the usable files below ``folder``; the bad ones listed (stderr and ``bad_list``) or raised."""
+    from ltspk.atomic import write_text
+    from ltspk.data.audio import refuse_bad_files
+    from ltspk.data.audio_folder import folder_rows
+    from ltspk.data.prepare import PrepOptions
+    from ltspk.errors import DataError
+
+    min_seconds = getattr(hparams.get("prep_options"), "min_seconds", PrepOptions.min_seconds)
+    rows, bad = folder_rows(folder, min_seconds=min_seconds)
+    refuse_bad_files(bad, on_bad_file)
+    write_text(bad_list, "".join(f"{p}\t{why}\n" for p, why in bad))
+    for p, why in bad[:20]:
+        print(f"skipped {p}: {why}", file=sys.stderr)
+    if bad:
+        print(f"{len(bad)} bad file(s) skipped, listed in {bad_list}", file=sys.stderr)
+    if not rows:
+        raise DataError(folder, f"no usable audio: all {len(bad)} file(s) are bad (see {bad_list})")
+    return rows
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Audio loading on real speech (FSDD), atomic writes, and the synthetic demo corpus."""
+"""Audio probing and loading (real speech from FSDD, stereo), atomic writes, and the synthetic demo corpus."""
 
 import json
 
@@ -8,7 +8,7 @@ import soundfile as sf
 import torch
 
 from ltspk.atomic import atomic_open
-from ltspk.data.audio import load, probe, random_crop
+from ltspk.data.audio import load, probe
 from ltspk.data.manifest import read_manifest
 from ltspk.data.prepare import PrepOptions
 from ltspk.data.synthetic import make_corpus
@@ -39,14 +39,20 @@ def test_probe_errors(tmp_path):
         probe(tmp_path / "silent.wav", verify_samples=True)
 
 
-def test_stereo_is_averaged_and_crop_repeats(tmp_path):
-    x = np.stack([np.full(100, 0.5), np.full(100, -0.25)], axis=1).astype(np.float32)
-    sf.write(tmp_path / "st.wav", x, 16000, subtype="FLOAT")
-    wav = load(tmp_path / "st.wav")
-    assert wav.shape == (100,) and torch.allclose(wav, torch.full((100,), 0.125))
-    crop = random_crop(torch.arange(3.0), 7)
-    assert crop.tolist() == [0, 1, 2, 0, 1, 2, 0]
-    assert random_crop(torch.arange(10.0), 4, torch.Generator().manual_seed(0)).numel() == 4
+def test_stereo_is_averaged_in_the_pipelines(tmp_path):
+    from ltspk.data.pipeline import crop_pipeline, full_pipeline
+
+    left = np.linspace(-0.5, 0.5, 1600, dtype=np.float32)  # a ramp: each crop's offset is recoverable
+    right = np.full(1600, -0.25, dtype=np.float32)
+    sf.write(tmp_path / "st.wav", np.stack([left, right], axis=1), 16000, subtype="FLOAT")
+    mean = torch.from_numpy((left + right) / 2)
+    full = full_pipeline(16000)(str(tmp_path / "st.wav"), 0, 1600)
+    assert full.shape == (1600,) and torch.allclose(full, mean, atol=1e-6)
+    torch.manual_seed(0)
+    crop = crop_pipeline(16000, 0.05)(str(tmp_path / "st.wav"), 0, 1600)  # 800 of the 1600 samples
+    offset = int((mean - crop[0]).abs().argmin())
+    assert crop.shape == (800,) and torch.allclose(crop, mean[offset : offset + 800], atol=1e-6)
+    assert torch.allclose(load(tmp_path / "st.wav"), mean, atol=1e-6)
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):

@@ -1,10 +1,16 @@
 """Extraction and the exported SpeechBrain model folder give the recipe's own embeddings."""
 
+import os
+import shutil
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from test_train_e2e import run
+from conftest import write_audio
+from test_train_e2e import ROOT, TINY, run
 
 from ltspk.embeddings_io import load_embeddings
 
@@ -59,3 +65,34 @@ def test_exported_folder_loads_in_speechbrain(trained, tmp_path):
     out_prob, score, index, label = enc.classify_batch(torch.from_numpy(wav)[None])
     speakers = (trained / "save" / "label_encoder.txt").read_text()
     assert out_prob.shape[-1] == 8 and f"'{label[0]}' => {int(index[0])}" in speakers
+
+
+def test_extract_skips_bad_files_and_names_short_ones(trained, tmp_path):
+    d = tmp_path / "audio"
+    d.mkdir()
+    for i, f in enumerate(sorted((trained.parent / "corpus" / "voxceleb1" / "wav" / "id10270").rglob("*.wav"))[:2]):
+        shutil.copy(f, d / f"good{i}.wav")
+    x = np.full(16000, 0.1, dtype=np.float32)
+    x[5] = np.nan
+    sf.write(d / "nan.wav", x, 16000, subtype="FLOAT")
+    (d / "junk.wav").write_bytes(b"not audio")
+    write_audio(d / "short.wav", 0.02)
+    r = run("extract.py", "demo_tde.yaml", trained, "--audio-dir", str(d), "--out", str(tmp_path / "e.npz"))
+    assert f"skipped {d / 'nan.wav'}: audio holds NaN or infinite samples" in r.stderr
+    assert "3 bad file(s) skipped" in r.stderr and len((tmp_path / "e.bad_files.txt").read_text().splitlines()) == 3
+    assert load_embeddings(tmp_path / "e.npz")[0] == ["good0", "good1"]
+
+    def failing(*args):
+        cmd = [sys.executable, str(ROOT / "recipes" / "extract.py"), str(ROOT / "hparams" / "demo_tde.yaml"),
+               "--output_folder", str(trained), "--data_folder", str(trained.parent / "corpus"), *TINY, *args]
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600,
+                           env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
+        return r.stderr
+
+    err = failing("--audio-dir", str(d), "--on-bad-file", "raise", "--out", str(tmp_path / "r.npz"))
+    assert f"error: {d / 'junk.wav'}: unreadable audio (Format not recognised.) (3 bad file(s) in all" in err
+    csv = tmp_path / "short.csv"  # a manifest still holding audio shorter than the model's receptive field
+    csv.write_text(f"ID,duration,wav,start,stop,spk_id\nshort,0.02,{d / 'short.wav'},0,320,s\n")
+    err = failing("--manifest", str(csv), "--batch-size", "1", "--out", str(tmp_path / "s.npz"))
+    assert f"error: {d / 'short.wav'}: utterance 'short' (0.020 s) is shorter than the model's receptive field" in err

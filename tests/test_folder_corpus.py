@@ -1,5 +1,6 @@
 """Speaker-folder corpora on trees the tests build, generated trials, and a real DSPSpeech-20 run."""
 
+import json
 import os
 import time
 from pathlib import Path
@@ -110,6 +111,37 @@ def test_user_trial_lists_both_formats_and_errors(tmp_path):
     # a user list's speakers are left out of training
     prepare_folder(tmp_path / "p2", root, OPTS, trials=vox)
     assert {u.spk_id for u in read_manifest(tmp_path / "p2" / "train.csv")} == {"spk2", "spk3", "spk4", "spk5"}
+
+
+def test_trial_lists_with_one_label_are_refused_in_both_formats(tmp_path):
+    known = {"a/1", "a/2", "b/1"}
+    lists = {"vox_targets": "1 a/1.wav a/2.wav\n1 a/2 a/1\n", "vox_nontargets": "0 a/1 b/1\n0 a/2 b/1.flac\n",
+             "kaldi_targets": "a/1 a/2 target\na/2 a/1 target\n", "kaldi_nontargets": "a/1 b/1 nontarget\n"}
+    for name, text in lists.items():
+        (tmp_path / name).write_text(text)
+        n = text.count("\n")
+        counts = f"{n} target and 0 non-target" if name.endswith("_targets") else f"0 target and {n} non-target"
+        with pytest.raises(DataError, match=f"{name}: the trial list has {counts} trials: verification needs both"):
+            read_user_trials(tmp_path / name, known)  # read first, before the corpus is probed
+
+
+def test_bad_files_and_empty_speakers_are_listed_before_training(tmp_path, caplog):
+    root = _corpus(tmp_path, speakers=3, per=3)
+    (root / "spk0" / "sess0" / "zero.wav").write_bytes(b"")
+    (root / "spk1" / "junk.flac").write_bytes(b"not audio")
+    sf.write(root / "spk2" / "nosamples.wav", np.zeros(0, dtype=np.float32), 16000)
+    (root / "carol" / "notes").mkdir(parents=True)  # a speaker folder without audio: left out with a warning
+    prepare_folder(tmp_path / "p", root, OPTS)
+    listed = dict(line.split("\t") for line in (tmp_path / "p" / "bad_files.txt").read_text().splitlines())
+    assert {Path(p).name: why for p, why in listed.items()} == {
+        "zero.wav": "empty file (0 bytes)", "nosamples.wav": "empty audio file (0 samples)",
+        "junk.flac": listed[str(root / "spk1" / "junk.flac")]}
+    assert listed[str(root / "spk1" / "junk.flac")] == "unreadable audio (Format not recognised.)"
+    assert len(read_manifest(tmp_path / "p" / "train.csv")) == 9
+    assert "carol" in caplog.text and json.loads((tmp_path / "p" / "counts.json").read_text())["meta"][
+        "speakers_without_audio"] == ["carol"]
+    with pytest.raises(DataError, match=r"zero.wav: empty file \(0 bytes\) \(3 bad file\(s\) in all"):
+        prepare_folder(tmp_path / "p2", root, PrepOptions(holdout_per_speaker=0, progress=False, on_bad_file="raise"))
 
 
 def test_short_files_are_listed_not_trained_on(tmp_path):

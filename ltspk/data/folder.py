@@ -7,11 +7,19 @@ otherwise the named group ``session`` of ``session_pattern`` matched against the
 otherwise unknown. Sessions make hold-outs and target trials cross-session where they can be.
 IDs: the relative path without extension (``spk01/spk01-03-02``).
 
+Bad input is refused at preparation, before any training: no speaker folders, two files
+with one ID (``spk/a.wav`` and ``spk/a.flac``) and symbolic-link loops are errors; a speaker
+folder without audio is left out with a warning (and listed in ``counts.json`` under
+``meta.speakers_without_audio``): an empty or stray folder should not stop a run, and a
+corpus where no folder holds audio is an error. Unusable files (unreadable, empty, too
+short) are listed in ``bad_files.txt`` and left out (``on_bad_file``).
+
 Verification: a user trial list (VoxCeleb ``<0|1> <enrol> <test>`` or Kaldi
 ``<enrol> <test> target|nontarget`` lines, paths relative to DIR), whose speakers are then
 left out of training; or ``verification_speakers`` held-out speakers (a number, or a fraction
 of the speakers) chosen with the seed, with generated trials (balanced target / non-target,
-target pairs cross-session where the speaker has more than one session).
+target pairs cross-session where the speaker has more than one session). A trial list must
+name files of DIR and hold both target and non-target trials.
 """
 
 import logging
@@ -20,34 +28,44 @@ import random
 import re
 from pathlib import Path, PurePosixPath
 
+from ltspk.data.audio import missing
 from ltspk.data.prepare import FileEntry, PrepOptions, finish_preparation
-from ltspk.data.trials import Trial, generate_trials, strip_ext
+from ltspk.data.trials import Trial, check_trial_labels, generate_trials, strip_ext
 from ltspk.errors import DataError
 
 log = logging.getLogger(__name__)
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 
 
-def _walk(speaker_dir):
-    """Audio files under one speaker folder (relative to it, sorted); symbolic-link loops are errors."""
+def audio_files(folder):
+    """Audio files below ``folder`` (relative posix paths, sorted; hidden files and folders left
+    out), following symbolic links; a link back into the tree (a loop) is an error."""
     seen, found = set(), []
-    for dirpath, dirnames, filenames in os.walk(speaker_dir, followlinks=True):
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
         real = os.path.realpath(dirpath)
         if real in seen:
-            raise DataError(dirpath, f"symbolic-link loop: this folder is {real}, which is already inside the corpus")
+            raise DataError(dirpath, f"symbolic-link loop: this folder is {real}, which is already inside this tree")
         seen.add(real)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in filenames:
             if not name.startswith(".") and os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS:
-                found.append(os.path.relpath(os.path.join(dirpath, name), speaker_dir))
+                found.append(os.path.relpath(os.path.join(dirpath, name), folder))
     return sorted(Path(p).as_posix() for p in found)
+
+
+def claim_id(by_id, uid, path):
+    """Record ``uid -> path`` in ``by_id``; a second file with the same ID is an error naming both."""
+    if uid in by_id:
+        raise DataError(path, f"two files map to one utterance ID {uid!r}: {by_id[uid]} and {path} "
+                              "(same name, different extension): keep one")
+    by_id[uid] = path
 
 
 def list_speaker_folders(root, session_pattern=None):
     """(entries, session of each ID, speakers without audio) of a speaker-folder corpus."""
     root = Path(root)
     if not root.is_dir():
-        raise DataError(root, "corpus folder not found")
+        raise DataError(root, missing(root, "corpus folder"))
     speakers = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not speakers:
         raise DataError(root, "no speaker folders: expected DIR/<speaker>/<files> (one folder per speaker)")
@@ -56,17 +74,14 @@ def list_speaker_folders(root, session_pattern=None):
         raise DataError(session_pattern, "the session pattern needs a named group (?P<session>...)")
     entries, sessions, empty, by_id = [], {}, [], {}
     for spk in speakers:
-        files = _walk(root / spk)
+        files = audio_files(root / spk)
         if not files:
             empty.append(spk)
             continue
         for rel in files:
             uid = f"{spk}/{strip_ext(rel)}"
             path = str(root / spk / rel)
-            if uid in by_id:
-                raise DataError(path, f"two files map to one utterance ID {uid!r}: {by_id[uid]} and {path} "
-                                      "(same name, different extension): keep one")
-            by_id[uid] = path
+            claim_id(by_id, uid, path)
             parts = PurePosixPath(rel).parts
             if len(parts) > 1:
                 sessions[uid] = parts[0]
@@ -106,9 +121,10 @@ def read_user_trials(path, known_ids):
         trials.append(Trial(label, strip_ext(enrol), strip_ext(test)))
     if not trials:
         raise DataError(path, "trial list is empty")
-    missing = sorted({i for t in trials for i in (t.enrol, t.test) if i not in known_ids})
-    if missing:
-        raise DataError(path, f"{len(missing)} trial file(s) are not in the corpus folder, e.g. {', '.join(missing[:3])}")
+    outside = sorted({i for t in trials for i in (t.enrol, t.test) if i not in known_ids})
+    if outside:
+        raise DataError(path, f"{len(outside)} trial file(s) are not in the corpus folder, e.g. {', '.join(outside[:3])}")
+    check_trial_labels(trials, path)  # here, before the corpus is probed
     return trials
 
 

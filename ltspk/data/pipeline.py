@@ -3,45 +3,18 @@
 import math
 
 import numpy as np
-import soundfile as sf
 import speechbrain as sb
 import torch
 from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.dataio.encoder import CategoricalEncoder
 
 from ltspk.atomic import atomic_path
+from ltspk.data.audio import read_segment, to_tensor
 from ltspk.errors import DataError
 
 
-def _read_segment(path, window):
-    """Mono float32 samples and the file's sample rate, from one open of the file;
-    ``window(sample_rate) -> (start, length)`` in native-rate samples."""
-    try:
-        with sf.SoundFile(path) as f:
-            sr = f.samplerate
-            start, length = window(sr)
-            f.seek(start)
-            data = f.read(length, dtype="float32", always_2d=True)
-    except (RuntimeError, sf.LibsndfileError) as e:
-        raise DataError(path, f"unreadable audio ({e})") from None
-    return (data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]), sr
-
-
-def _to_tensor(x, sr, sample_rate, path):
-    wav = torch.from_numpy(np.ascontiguousarray(x))
-    if wav.numel() == 0:
-        raise DataError(path, "no samples")
-    if not torch.isfinite(wav).all():
-        raise DataError(path, "audio holds NaN or infinite samples")
-    if sr != sample_rate:
-        import torchaudio.functional as AF
-
-        wav = AF.resample(wav, sr, sample_rate)
-    return wav
-
-
 def _refuse_if_silent(path):
-    x, _ = _read_segment(path, lambda sr: (0, -1))
+    x, _ = read_segment(path)
     if not np.any(x):
         raise DataError(path, "all samples are zero (silent file): remove it, or prepare with --verify-samples "
                               "to have such files listed in bad_files.txt and left out")
@@ -60,10 +33,10 @@ def crop_pipeline(sample_rate, crop_seconds):
             offset = start + (int(torch.randint(0, avail - need + 1, (1,))) if avail > need else 0)
             return offset, min(need, avail)
 
-        x, sr = _read_segment(wav, window)
+        x, sr = read_segment(wav, window)
         if not np.any(x):
             _refuse_if_silent(wav)  # a silent crop is fine; a silent file is not
-        sig = _to_tensor(x, sr, sample_rate, wav)
+        sig = to_tensor(x, sr, sample_rate, wav)
         target = int(round(crop_seconds * sample_rate))
         if sig.numel() < target:
             sig = sig.repeat(-(-target // sig.numel()))
@@ -83,10 +56,10 @@ def full_pipeline(sample_rate, max_seconds=None):
         def window(sr):
             return start, (min(stop - start, int(max_seconds * sr)) if max_seconds else stop - start)
 
-        x, sr = _read_segment(wav, window)
+        x, sr = read_segment(wav, window)
         if not np.any(x):
             _refuse_if_silent(wav)
-        return _to_tensor(x, sr, sample_rate, wav)
+        return to_tensor(x, sr, sample_rate, wav)
 
     return pipeline
 
