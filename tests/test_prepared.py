@@ -1,5 +1,7 @@
 """A prepared folder is replaced whole and reused only with the settings it was made with."""
 
+import json
+
 import pytest
 
 from ltspk.data.prepare import PrepOptions
@@ -61,3 +63,27 @@ def test_a_folder_without_fingerprint_is_not_trusted(tmp_path):
     (tmp_path / "prep" / "counts.json").write_text("{}")
     with pytest.raises(DataError, match="not a whole ltspk preparation"):
         check_prepared(tmp_path / "prep", "voxceleb", tmp_path, OPTS)
+
+
+def test_holdouts_come_before_longtail_subsampling(tmp_path):
+    """Every speaker keeps its balanced test and validation utterances, and the training
+    counts reach the requested imbalance (max/min), as in long-tailed CIFAR."""
+    from conftest import write_audio
+
+    from ltspk.data.folder import prepare_folder
+    from ltspk.data.manifest import read_manifest
+    from ltspk.data.prepare import PrepOptions
+
+    root = tmp_path / "c"
+    for s in range(6):
+        for j in range(30):
+            write_audio(root / f"spk{s}" / f"u{j:02d}.wav", 0.12, seed=100 * s + j)
+    opts = PrepOptions(holdout_per_speaker=3, valid_per_speaker=2, imbalance_factor=5, progress=False, workers=1)
+    prepare_folder(tmp_path / "p", root, opts)
+    counts = json.loads((tmp_path / "p" / "counts.json").read_text())
+    train = counts["counts"]
+    assert max(train.values()) == 25 and min(train.values()) == 5 and counts["imbalance_factor"] == 5
+    for name, per in (("spkid_test.csv", 3), ("spkid_valid.csv", 2)):
+        rows = read_manifest(tmp_path / "p" / name)
+        assert sorted({u.spk_id for u in rows}) == sorted(train) and len(rows) == 6 * per
+    assert counts["too_small_to_hold_out"] == []

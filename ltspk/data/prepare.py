@@ -131,14 +131,9 @@ def finish_preparation(corpus, save_folder, train_entries, verification_entries,
     train, below_min = filter_min_utterances(train, opts.min_utterances)
     if not train:
         raise DataError(save, f"{corpus}: no training data: every training file was bad or dropped (see bad_files.txt)")
-    if opts.imbalance_factor:
-        own = imbalance_factor(speaker_counts(train))
-        if own > 1.5 * opts.imbalance_factor:
-            raise DataError(save, f"the training speakers are already more imbalanced (max/min utterances {own:g}) than "
-                                  f"the target imbalance_factor {opts.imbalance_factor:g}: sub-sampling only removes "
-                                  "utterances, so it cannot balance them. Leave imbalance_factor unset for the natural "
-                                  f"counts, or ask for {own:g} or more")
-        train = longtail_subsample(train, opts.imbalance_factor, opts.seed)
+    # balanced speaker-ID test and validation hold-outs first, from every speaker's own pool, then
+    # the long-tail sub-sampling of what is left for training (as long-tailed CIFAR/ImageNet-LT do):
+    # every speaker keeps its test utterances and the training counts reach the target imbalance
     split = speaker_id_split(train, opts.holdout_per_speaker, seed=opts.seed) if opts.holdout_per_speaker else None
     train_rows = split.train if split else train
     test_rows = split.test if split else []
@@ -147,6 +142,14 @@ def finish_preparation(corpus, save_folder, train_entries, verification_entries,
     if opts.valid_per_speaker:
         vsplit = speaker_id_split(train_rows, opts.valid_per_speaker, seed=opts.seed + 1)
         train_rows, valid_rows = vsplit.train, vsplit.test
+    if opts.imbalance_factor:
+        own = imbalance_factor(speaker_counts(train_rows))
+        if own > 1.5 * opts.imbalance_factor:
+            raise DataError(save, f"the training speakers are already more imbalanced (max/min utterances {own:g}) than "
+                                  f"the target imbalance_factor {opts.imbalance_factor:g}: sub-sampling only removes "
+                                  "utterances, so it cannot balance them. Leave imbalance_factor unset for the natural "
+                                  f"counts, or ask for {own:g} or more")
+        train_rows = longtail_subsample(train_rows, opts.imbalance_factor, opts.seed)
     if too_small:
         log.warning("%d speaker(s) too small to hold out %d utterance(s) from, kept whole in training: %s",
                     len(too_small), opts.holdout_per_speaker, ", ".join(too_small[:10]))
