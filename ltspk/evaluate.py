@@ -81,12 +81,21 @@ def run_info(exp, model_hash):
         "synthetic": h["corpus"] == "synthetic", "head": type(head).__name__,
         "head_label": type(head).__name__ + (f" + LA loss tau={tau:g}" if tau else ""),
         "loss_logit_adjustment_tau": tau, "loss": h.get("loss", "ce"), "sampler": h.get("sampler") or "shuffle",
-        "epochs": h["number_of_epochs"], "shot_thresholds": exp.counts_info["shot_thresholds"],
+        "epochs": h["number_of_epochs"], "optimizer": _name(h.get("opt_class")),
+        "lr_schedule": _name(h.get("lr_annealing")), "shot_thresholds": exp.counts_info["shot_thresholds"],
         "shot_group_sizes": exp.counts_info.get("shot_group_sizes"),
         "imbalance_factor_target": (exp.counts_info.get("options") or {}).get("imbalance_factor"),
         "imbalance_factor": exp.counts_info.get("imbalance_factor"),
-        "model_sha256": model_hash,
+        "model_sha256": model_hash, "head_settings": head.info(),
     }
+
+
+def _name(obj):
+    """The class name behind an hparams object or !name: partial (None when absent)."""
+    if obj is None:
+        return None
+    target = getattr(obj, "func", obj)
+    return getattr(target, "__name__", type(target).__name__)
 
 
 def _trial_speakers(ids_needed, prepared):
@@ -162,6 +171,32 @@ def cohort_embeddings(brain, train_csv, h, progress):
     return speaker_means(EmbeddingTable(ids, emb), spk_of)[1]
 
 
+def distribution(values, groups):
+    """Mean and quartiles of ``values`` per shot group and overall."""
+    out = {}
+    for g in ("many", "medium", "few", "overall"):
+        v = values if g == "overall" else values[groups == g]
+        if len(v):
+            q25, med, q75 = np.percentile(v, [25, 50, 75])
+            out[g] = {"mean": float(v.mean()), "q25": float(q25), "median": float(med), "q75": float(q75),
+                      "n": int(len(v))}
+    return out
+
+
+def diagnostic_records(head, split, name):
+    """The head's per-embedding diagnostics (e.g. CausalNorm's cos(x, d)) by shot group, and on
+    validation the settings its paper's rule of thumb would pick."""
+    with torch.inference_mode():
+        diags = {k: v.float().cpu().numpy() for k, v in head.diagnostics(split.x).items()}
+    records = []
+    for family, values in diags.items():
+        metrics = distribution(values, split.groups)
+        if name == "spkid_valid":
+            metrics["suggested"] = head.suggested_settings({family: float(values.mean())})
+        records.append(Record(STAGE, "diagnostic", family, name, metrics, role="diagnostic"))
+    return records
+
+
 class SpeakerIdSplit:
     """Embeddings of one speaker-ID split with their classes and shot groups."""
 
@@ -211,6 +246,8 @@ def speaker_id(exp, out, progress, model_hash, cache):
                 test_metrics=lambda v, f=family, p=t.param: on_test(f, **{p: float(v)}),
                 neutral=t.neutral)
             records += recs
+        records += diagnostic_records(head, valid, "spkid_valid")
+    records += diagnostic_records(head, test, "spkid_test")
     save_arrays(out / "spkid_predictions.npz", modes=np.array(list(predictions)), speakers=test.speakers,
                 targets=test.targets, predictions=np.stack(list(predictions.values())))
     return records

@@ -6,7 +6,7 @@ Each stage (``evaluate``, ``stage2``) writes ``<run>/<stage folder>/records.json
     {"schema_version": 2, "stage": "evaluate", "info": {...}, "failures": {...},
      "records": [Record, ...]}
 
-A ``Record`` is one figure set: ``task`` (``speaker_id`` | ``verification``), ``family``
+A ``Record`` is one figure set: ``task`` (``speaker_id`` | ``verification`` | ``diagnostic``), ``family``
 (``plain``, ``posthoc_la``, ``tde``, ``cRT``, ``tau_norm``, ``LWS``, ``NCM``, ``cosine``,
 ``tde_embeddings``, ``asnorm``), ``params`` (e.g. ``{"posthoc_tau": 1.0}``), ``split``
 (``spkid_test``, ``spkid_valid``, ``trials``), ``metrics`` and ``role``:
@@ -143,6 +143,16 @@ def results_table(res):
                   "| stage | inference | many | medium | few | overall |", "|---|---|---:|---:|---:|---:|"]
         for r in sorted(sid, key=lambda r: r.role != "headline"):
             lines.append(f"| {r.stage} | {r.label} | " + " | ".join(_fmt(r.metrics.get(g)) for g in GROUPS) + " |")
+        lines.append("")
+    diag = [r for r in recs if r.task == "diagnostic"]
+    if diag:
+        lines += ["Diagnostics: mean [quartiles] by shot group", "",
+                  "| diagnostic | split | many | medium | few | overall | rule of thumb |", "|---|---|---|---|---|---|---|"]
+        for r in diag:
+            cells = [(f"{m['mean']:.3f} [{m['q25']:.3f}, {m['q75']:.3f}]" if (m := r.metrics.get(g)) else "-")
+                     for g in GROUPS]
+            rule = ", ".join(f"{k}={'-' if v is None else f'{v:.2f}'}" for k, v in (r.metrics.get("suggested") or {}).items())
+            lines.append(f"| {r.family} | {r.split} | " + " | ".join(cells) + f" | {rule} |")
         lines.append("")
     for name, text in res.get("failures", {}).items():
         lines.append(f"FAILED {name}: {text}")

@@ -45,6 +45,9 @@ def run_stage2(exp, out=None, progress=True):
                            cache / "spkid_valid.npz")
     timings = {"embedding_extraction_or_cache": time.perf_counter() - t0}
     weight = head.classifier_weight().detach().cpu()
+    with torch.inference_mode():  # the feature the class weights apply to (the embedding for most heads)
+        f_valid, f_test = (head.classifier_input(torch.from_numpy(s.emb).to(head.log_prior.device)).cpu().numpy()
+                           for s in (valid, test))
     opts = {"crt": dict(h.get("crt_options") or {}), "lws": dict(h.get("lws_options") or {})}
     predictions, records = {}, []
 
@@ -61,8 +64,8 @@ def run_stage2(exp, out=None, progress=True):
     grid = [float(v) for v in h.get(TAU_NORM.hparam, TAU_NORM.grid)]
     recs, _ = sweep_records(
         STAGE, "tau_norm", TAU_NORM.param, grid,
-        valid_metric=lambda p: valid.accuracy(tau_normalized_logits(weight, valid.emb, p).argmax(1).numpy()),
-        test_metrics=lambda p: on_test("tau_norm", tau_normalized_logits(weight, test.emb, p).argmax(1).numpy(),
+        valid_metric=lambda p: valid.accuracy(tau_normalized_logits(weight, f_valid, p).argmax(1).numpy()),
+        test_metrics=lambda p: on_test("tau_norm", tau_normalized_logits(weight, f_test, p).argmax(1).numpy(),
                                        **{TAU_NORM.param: p}),
         neutral=TAU_NORM.neutral)
     records += recs

@@ -106,7 +106,8 @@ def test_tde_by_hand_and_checkpoint_roundtrip():
     assert h.inference_logits(x, "tde", tde_alpha=1.0).tolist()[0] == approx([0.0, 8 * 0.8 * 2 / (2 + G)])
     # alpha = 0 is the plain logits
     assert h.inference_logits(x, "tde", tde_alpha=0.0).tolist()[0] == approx(h(x).tolist()[0])
-    assert h.mean_alpha_cos(x, alpha=2.0) == approx(2 * (0.6 + 1.0) / 2)
+    assert h.cos_to_direction(x).tolist() == approx([(0.6 + 1.0) / 2])  # mean over heads of cos_k
+    assert h.diagnostics(x)["cos_to_direction"].tolist() == approx([0.8])
     state = h.state_dict()
     assert {"embed_mean", "log_prior", "has_prior", "weight"} <= set(state)
     fresh = CausalNormHead(4, 2, num_heads=2, scale=16, gamma=G)
@@ -158,3 +159,66 @@ def test_prior_flag_survives_a_checkpoint():
         fresh(torch.zeros(1, 2), torch.tensor([0]))
     fresh.load_state_dict(h.state_dict())
     assert fresh(torch.zeros(1, 2), torch.tensor([0])).shape == (1, 2)
+
+
+def test_lr_tied_mu_by_hand():
+    from ltspk.heads.causal_norm import lr_tied_mu
+    # mu = 1 - 0.1 * min(50 lr, 1)
+    assert lr_tied_mu(0.2) == approx(0.9)        # the paper's initial lr: 50 * 0.2 = 10 -> capped at 1
+    assert lr_tied_mu(0.01) == approx(0.95)      # 1 - 0.1 * 0.5
+    assert lr_tied_mu(0.001) == approx(0.995)    # 1 - 0.1 * 0.05
+    assert lr_tied_mu(0.0) == approx(1.0)
+    h = CausalNormHead(4, 2, mu="lr_tied")
+    h.set_learning_rate(0.01)
+    assert h.mu == approx(0.95)
+    fixed = CausalNormHead(4, 2, mu=0.8)
+    fixed.set_learning_rate(0.01)
+    assert fixed.mu == approx(0.8)               # a fixed mu ignores the learning rate
+    # the moving average uses the epoch's mu: xbar <- mu * xbar + mean(x)
+    h.train()
+    b = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
+    h(b, torch.tensor([0]))
+    h(b, torch.tensor([0]))
+    assert h.embed_mean.tolist() == approx([1.95, 3.9, 5.85, 7.8])
+    with pytest.raises(ValueError, match="mu"):
+        CausalNormHead(4, 2, mu=1.5)
+
+
+def test_relu_feature_head():
+    from ltspk.heads.causal_norm import alpha_rule
+    torch.manual_seed(0)
+    h = CausalNormHead(4, 3, num_heads=2, feature="relu", feature_dim=6)
+    assert h.weight.shape == (3, 6) and h.embedding_variants() == {}
+    x = torch.randn(5, 4)
+    f = h.features(x)
+    assert f.shape == (5, 6) and (f >= 0).all()
+    assert torch.equal(f, torch.relu(x @ h.projection.weight.t() + h.projection.bias))
+    h.eval()
+    h(x, torch.zeros(5, dtype=torch.long))
+    assert not torch.any(h.embed_mean)           # evaluation never updates the moving average
+    h.train()
+    logits = h(x, torch.zeros(5, dtype=torch.long))
+    assert torch.allclose(h.embed_mean, f.detach().mean(0))
+    logits.sum().backward()
+    assert h.projection.weight.grad is not None  # the projection trains with the classifier
+    assert (h.cos_to_direction(x) >= 0).all()    # non-negative features: cos to their mean >= 0
+    assert torch.equal(h.classifier_input(x), h.features(x))
+    assert alpha_rule(0.25) == approx(4.0) and alpha_rule(-0.02) is None
+    with pytest.raises(ValueError, match="feature"):
+        CausalNormHead(4, 2, feature="pooled")
+
+
+def test_brain_gives_the_head_each_epochs_learning_rate():
+    from types import SimpleNamespace
+
+    import speechbrain as sb
+
+    from ltspk.brain import SpeakerBrain
+
+    head = CausalNormHead(4, 2, mu="lr_tied")
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.01)
+    SpeakerBrain.on_stage_start(SimpleNamespace(optimizer=opt, head=head), sb.Stage.TRAIN, 1)
+    assert head.mu == approx(0.95)
+    opt.param_groups[0]["lr"] = 0.001
+    SpeakerBrain.on_stage_start(SimpleNamespace(optimizer=opt, head=head), sb.Stage.VALID, 1)
+    assert head.mu == approx(0.95)  # only training epochs set it

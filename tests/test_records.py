@@ -66,3 +66,28 @@ def test_collect_needs_evaluation_records_and_the_right_schema(tmp_path):
 def test_record_rejects_unknown_role():
     with pytest.raises(ValueError, match="role"):
         Record("evaluate", "speaker_id", "plain", "spkid_test", {}, role="best-on-test")
+
+
+def test_cos_diagnostics_by_shot_group_by_hand():
+    from types import SimpleNamespace
+
+    import numpy as np
+    import torch
+
+    from ltspk.evaluate import diagnostic_records, distribution
+    from ltspk.heads import CausalNormHead
+
+    d = distribution(np.array([0.1, 0.3, 0.2, 0.6]), np.array(["few", "few", "many", "many"]))
+    assert d["few"]["mean"] == pytest.approx(0.2) and d["many"]["median"] == pytest.approx(0.4)
+    assert d["overall"]["q25"] == pytest.approx(0.175) and "medium" not in d  # numpy's linear quartile
+    h = CausalNormHead(2, 2, num_heads=1)
+    with torch.no_grad():
+        h.embed_mean.copy_(torch.tensor([1.0, 0.0]))   # d = [1, 0]
+    x = torch.tensor([[3.0, 4.0], [0.0, 1.0]])          # cos = 0.6, 0.0
+    split = SimpleNamespace(x=x, groups=np.array(["many", "few"]))
+    (valid,) = diagnostic_records(h, split, "spkid_valid")
+    assert valid.task == "diagnostic" and valid.role == "diagnostic" and valid.family == "cos_to_direction"
+    assert valid.metrics["many"]["mean"] == pytest.approx(0.6) and valid.metrics["few"]["mean"] == pytest.approx(0.0)
+    assert valid.metrics["suggested"]["tde_alpha"] == pytest.approx(1 / 0.3)  # alpha * mean cos = 1
+    (test,) = diagnostic_records(h, split, "spkid_test")
+    assert "suggested" not in test.metrics             # the rule is applied on validation only

@@ -7,7 +7,7 @@
   (CausalNorm: ``"tde"``). ``inference_families()`` lists each tunable family with its
   parameter and default grid, and ``embedding_variants()`` the embedding transforms a head
   offers for verification; evaluation and stage 2 ask the head, never its class.
-- ``classifier_weight()``: the [C, D] class weights (for tau-normalisation).
+- ``classifier_weight()``: the class weights, applied to ``classifier_input(x)`` (for tau-normalisation).
 - Everything inference needs (class log-priors, CausalNorm's direction) is a registered
   buffer, so it is in ``state_dict`` and therefore in every checkpoint.
 """
@@ -105,8 +105,28 @@ class Head(nn.Module):
         raise ValueError(f"{type(self).__name__} has no embedding variant {family!r}")
 
     def classifier_weight(self):
-        """The [n_classes, in_dim] class weights."""
+        """The [n_classes, d] class weights, applied to ``classifier_input(x)``."""
         return self.weight
+
+    def classifier_input(self, x):
+        """The feature the class weights apply to (the embedding itself by default)."""
+        return x
+
+    def set_learning_rate(self, lr):
+        """Called with the optimiser's learning rate at the start of every training epoch."""
+
+    def diagnostics(self, x):
+        """Per-row figures a head reports about embeddings x ({name: [B] tensor}); none by default."""
+        return {}
+
+    def suggested_settings(self, diagnostic_means):
+        """Settings a paper's rule of thumb derives from the diagnostics' overall means
+        ({param: value}), recorded beside the settings chosen on validation; none by default."""
+        return {}
+
+    def info(self):
+        """Settings of the head recorded with the results."""
+        return {"head": type(self).__name__, "la_tau": self.la_tau}
 
     def inference_logits(self, x, family="plain", **params):
         if family == "plain":

@@ -7,29 +7,57 @@ embedding, before the classifier; averaged over DDP ranks). TDE inference remove
 per-head projection on its direction d_k = xbar_k / ||xbar_k||:
     y_i^TDE = (scale / K) * sum_k < x_k/||x_k|| - alpha * cos_k * d_k , w_ik / (||w_ik|| + gamma) >
 with cos_k = < x_k/||x_k|| , d_k >. alpha is set at inference time, without retraining.
+
+Options for the paper's premises (issue: is there a head-class direction to remove?):
+- ``mu="lr_tied"``: mu = 1 - 0.1 * min(50 * lr, 1), set from the learning rate of each epoch
+  (the official ImageNet-LT/Places-LT runs); a float keeps mu fixed (0.9 in the paper's CIFAR runs).
+- ``feature``: what CausalNorm normalises and averages. ``"embedding"`` (default) is the
+  speaker embedding itself; ``"relu"`` is a non-negative feature ReLU(P x) of a learned
+  projection P [feature_dim, D], as the paper's pooled post-ReLU ResNeXt feature is non-negative,
+  so its running mean has a strong direction. Verification always uses the embedding x.
 """
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 from ltspk.heads.base import Head, Tunable, init_weight, normalize_rows
 
 TDE = Tunable("tde_alpha", "tde_alphas", (0.0, 0.5, 1.0, 1.5, 2.0, 3.0))
+FEATURES = ("embedding", "relu")
 TDE_EMBEDDINGS = Tunable("tde_alpha", "tde_embedding_alphas", (0.5, 1.0))
 
 
 class CausalNormHead(Head):
-    def __init__(self, in_dim, n_classes, num_heads=2, scale=16.0, gamma=1 / 32, mu=0.9, alpha=3.0, la_tau=0.0):
+    def __init__(self, in_dim, n_classes, num_heads=2, scale=16.0, gamma=1 / 32, mu=0.9, alpha=3.0, la_tau=0.0,
+                 feature="embedding", feature_dim=None):
         super().__init__(in_dim, n_classes, la_tau)
-        if in_dim % num_heads:
-            raise ValueError(f"embedding size {in_dim} is not divisible into {num_heads} heads")
+        if feature not in FEATURES:
+            raise ValueError(f"feature must be one of {FEATURES}, got {feature!r}")
+        self.feature = feature
+        self.feature_dim = int(feature_dim or in_dim) if feature == "relu" else self.in_dim
+        if self.feature_dim % num_heads:
+            raise ValueError(f"feature size {self.feature_dim} is not divisible into {num_heads} heads")
         self.num_heads, self.scale, self.gamma = int(num_heads), float(scale), float(gamma)
-        self.mu, self.alpha = float(mu), float(alpha)
-        self.weight = init_weight(n_classes, in_dim)
-        self.register_buffer("embed_mean", torch.zeros(in_dim))
+        self.mu_schedule = mu if mu == "lr_tied" else None
+        if self.mu_schedule is None and not 0.0 <= float(mu) < 1.0:
+            raise ValueError(f"mu must be in [0, 1) or 'lr_tied', got {mu!r}")
+        self.mu = 0.9 if self.mu_schedule else float(mu)
+        self.alpha = float(alpha)
+        self.projection = nn.Linear(in_dim, self.feature_dim) if feature == "relu" else None
+        self.weight = init_weight(n_classes, self.feature_dim)
+        self.register_buffer("embed_mean", torch.zeros(self.feature_dim))
+
+    def features(self, x):
+        """What CausalNorm sees: the embedding, or ReLU(P x)."""
+        return x if self.projection is None else torch.relu(self.projection(x))
+
+    def set_learning_rate(self, lr):
+        if self.mu_schedule == "lr_tied":
+            self.mu = lr_tied_mu(lr)
 
     def _split(self, t):
-        return t.reshape(*t.shape[:-1], self.num_heads, self.in_dim // self.num_heads)
+        return t.reshape(*t.shape[:-1], self.num_heads, self.feature_dim // self.num_heads)
 
     def normed_weight(self):
         w = self._split(self.weight)
@@ -39,7 +67,7 @@ class CausalNormHead(Head):
         return (self.scale / self.num_heads) * torch.einsum("...kd,ckd->...c", nx, self.normed_weight())
 
     def logits(self, x):
-        return self._score(normalize_rows(self._split(x)))
+        return self._score(normalize_rows(self._split(self.features(x))))
 
     @torch.no_grad()
     def update_moving_average(self, x):
@@ -50,9 +78,10 @@ class CausalNormHead(Head):
         self.embed_mean.mul_(self.mu).add_(batch_mean)
 
     def margin_logits(self, x, labels):
+        f = self.features(x)
         if self.training:
-            self.update_moving_average(x)
-        return self.logits(x)
+            self.update_moving_average(f)
+        return self._score(normalize_rows(self._split(f)))
 
     def direction(self):
         """Per-head unit direction d_k of the moving-average feature, [K, D/K]."""
@@ -61,21 +90,25 @@ class CausalNormHead(Head):
                                "(or restore a checkpoint that holds it)")
         return normalize_rows(self._split(self.embed_mean))
 
-    def debias(self, x, alpha=None):
-        """x_k/||x_k|| - alpha * cos_k * d_k per head, [B, K, D/K]."""
+    def debias(self, f, alpha=None):
+        """f_k/||f_k|| - alpha * cos_k * d_k per head, [B, K, D/K], for a feature f."""
         alpha = self.alpha if alpha is None else float(alpha)
-        nx, d = normalize_rows(self._split(x)), self.direction()
+        nx, d = normalize_rows(self._split(f)), self.direction()
         cos = (nx * d).sum(-1, keepdim=True)
         return nx - alpha * cos * d
 
     def tde_logits(self, x, alpha=None):
-        return self._score(self.debias(x, alpha))
+        return self._score(self.debias(self.features(x), alpha))
 
     def inference_families(self):
         return {**super().inference_families(), "tde": TDE}
 
     def embedding_variants(self):
-        return {"tde_embeddings": TDE_EMBEDDINGS}
+        # debiasing embeddings needs the direction in embedding space
+        return {"tde_embeddings": TDE_EMBEDDINGS} if self.projection is None else {}
+
+    def classifier_input(self, x):
+        return self.features(x)
 
     def transform_embeddings(self, family, x, **params):
         if family != "tde_embeddings":
@@ -87,7 +120,28 @@ class CausalNormHead(Head):
             return self.tde_logits(x, params.get("tde_alpha"))
         return super().inference_logits(x, family, **params)
 
-    def mean_alpha_cos(self, x, alpha=1.0):
-        """Mean of alpha * cos_k over data and heads: the paper picks alpha with this ~ 1."""
-        nx, d = normalize_rows(self._split(x)), self.direction()
-        return float(alpha * (nx * d).sum(-1).mean())
+    def cos_to_direction(self, x):
+        """cos_k(x, d_k) averaged over the K heads, one value per row of x: [B]."""
+        nx, d = normalize_rows(self._split(self.features(x))), self.direction()
+        return (nx * d).sum(-1).mean(-1)
+
+    def diagnostics(self, x):
+        return {"cos_to_direction": self.cos_to_direction(x)}
+
+    def suggested_settings(self, diagnostic_means):
+        mean_cos = diagnostic_means.get("cos_to_direction")
+        return {} if mean_cos is None else {"tde_alpha": alpha_rule(mean_cos)}
+
+    def info(self):
+        return {**super().info(), "feature": self.feature, "feature_dim": self.feature_dim,
+                "mu": self.mu_schedule or self.mu}
+
+
+def lr_tied_mu(lr):
+    """mu = 1 - 0.1 * min(50 * lr, 1) (Tang et al.'s ImageNet-LT/Places-LT runs)."""
+    return 1.0 - 0.1 * min(50.0 * float(lr), 1.0)
+
+
+def alpha_rule(mean_cos):
+    """The paper's alpha without validation: alpha * mean cos = 1 (None when mean cos <= 0)."""
+    return 1.0 / mean_cos if mean_cos > 0 else None
