@@ -1,0 +1,294 @@
+"""One interface for every speaker embedder: an ltspk run, a SpeechBrain model folder, resemblyzer.
+
+An ``Embedder`` turns a padded batch of waveforms at its ``sample_rate`` (``[B, T]`` float
+tensor, ``lens`` relative lengths as SpeechBrain passes them) into float32 embeddings
+``[B, D]`` (``embed``), and names what it is with ``fingerprint()`` (a SHA-256 of its weights
+and the settings that shape an embedding), so that cached embeddings and saved enrolments
+are never reused with another model. ``spec()`` is the JSON that ``from_spec`` rebuilds it from.
+
+Sources (``load_embedder``):
+
+- ``run:DIR`` (or a DIR with ``hyperparams.yaml`` and ``save/``): an ltspk training run. Only
+  the embedding modules of its ``hyperparams.yaml`` are built (``compute_features``,
+  ``mean_var_norm``, ``embedding_model``) and restored from its latest checkpoint.
+- ``speechbrain:DIR`` (or a DIR with ``hyperparams.yaml`` and ``embedding_model.ckpt``): a
+  SpeechBrain model folder on disk in the layout of ``spkrec-ecapa-voxceleb`` (ltspk's own
+  export is one), loaded with ``EncoderClassifier.from_hparams(source=DIR, savedir=DIR)``
+  and used through ``encode_batch`` (``normalize=False`` unless ``normalize`` is set).
+  Nothing is fetched from a model hub: DIR must be a folder.
+- ``resemblyzer``: the pretrained encoder shipped inside the ``resemblyzer`` package
+  (``pip install ltspk[identify-resemblyzer]``), 16 kHz, 256-dim; each utterance goes
+  through resemblyzer's own ``preprocess_wav`` (volume normalisation, long-silence trimming).
+
+Both YAML-based sources run a YAML file, which is code (hyperpyyaml builds objects): load
+only folders from a trusted source. Checkpoints are read with ``torch.load``'s default
+``weights_only=True``.
+"""
+
+import hashlib
+import io
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ltspk.errors import DataError
+
+log = logging.getLogger(__name__)
+EMBEDDING_MODULES = ("compute_features", "mean_var_norm", "embedding_model")
+SB_REQUIRED = ("hyperparams.yaml", "embedding_model.ckpt")
+
+
+def _digest_files(paths, extra=None):
+    digest = hashlib.sha256()
+    for p in paths:
+        digest.update(Path(p).name.encode() + b"\0")
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    if extra is not None:
+        digest.update(json.dumps(extra, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+class Embedder:
+    """Base class. Subclasses set ``kind``, ``sample_rate`` and implement ``_embed`` and ``fingerprint``."""
+
+    kind = "?"
+    sample_rate = 16000
+    min_seconds = 0.1  # shorter audio is refused with the file's name (an embedder needs some frames)
+
+    def embed(self, wavs, lens=None):
+        """float32 numpy ``[B, D]`` from ``wavs`` ``[B, T]`` (or ``[T]``) at ``sample_rate``;
+        ``lens`` are lengths relative to ``T`` (1.0 = unpadded)."""
+        wavs = torch.as_tensor(wavs, dtype=torch.float32)
+        if wavs.ndim == 1:
+            wavs = wavs[None]
+        if wavs.ndim != 2:
+            raise ValueError(f"expected a [batch, time] waveform tensor, got shape {tuple(wavs.shape)}")
+        lens = torch.ones(wavs.shape[0]) if lens is None else torch.as_tensor(lens, dtype=torch.float32)
+        with torch.inference_mode():
+            out = self._embed(wavs, lens)
+        out = np.asarray(torch.as_tensor(out).float().cpu().reshape(wavs.shape[0], -1).numpy(), dtype=np.float32)
+        if not np.isfinite(out).all():
+            raise ValueError(f"{self.kind} embedder returned NaN or infinite values")
+        return out
+
+    def _embed(self, wavs, lens):
+        raise NotImplementedError
+
+    def fingerprint(self):
+        raise NotImplementedError
+
+    def spec(self):
+        raise NotImplementedError
+
+    def describe(self):
+        return {**self.spec(), "sample_rate": self.sample_rate, "fingerprint": self.fingerprint()}
+
+
+class _ModuleEmbedder(Embedder):
+    """Fbank -> mean/var norm -> embedder, as ``SpeakerBrain.embed`` and ``EncoderClassifier.encode_batch``."""
+
+    def __init__(self, modules, device="cpu"):
+        self.device = torch.device(device)
+        self.modules = {k: modules[k].to(self.device).eval() for k in EMBEDDING_MODULES}
+        self._fp = None
+
+    def _embed(self, wavs, lens):
+        wavs, lens = wavs.to(self.device), lens.to(self.device)
+        feats = self.modules["compute_features"](wavs)
+        feats = self.modules["mean_var_norm"](feats, lens)
+        return self.modules["embedding_model"](feats, lens)
+
+    def fingerprint(self):
+        if self._fp is None:
+            from types import SimpleNamespace
+
+            from ltspk.embed import model_fingerprint
+
+            self._fp = model_fingerprint(SimpleNamespace(modules=self.modules))
+        return self._fp
+
+
+def _embedding_modules_yaml(yaml_text, source):
+    """The YAML of only the embedding modules (and sample_rate) of a training or model YAML,
+    references resolved: building it runs nothing else the file declares."""
+    from hyperpyyaml import resolve_references
+    from ruamel.yaml import YAML
+
+    try:
+        doc = YAML().load(resolve_references(yaml_text, {}).getvalue())
+    except Exception as e:  # noqa: BLE001 (any YAML error: name the file)
+        raise DataError(source, f"cannot read the YAML ({type(e).__name__}: {e})") from None
+    missing = [k for k in EMBEDDING_MODULES if k not in (doc or {})]
+    if missing:
+        raise DataError(source, f"the YAML lacks {missing}: not an ltspk run or a speaker model")
+    y, buf = YAML(), io.StringIO()
+    y.dump({k: doc[k] for k in EMBEDDING_MODULES}, buf)
+    return buf.getvalue(), int(doc.get("sample_rate", 16000))
+
+
+class RunEmbedder(_ModuleEmbedder):
+    """The embedder of an ltspk training run, from its latest checkpoint."""
+
+    kind = "run"
+
+    def __init__(self, run_dir, device="cpu"):
+        from hyperpyyaml import load_hyperpyyaml
+
+        from ltspk.checkpoints import AtomicCheckpointer
+
+        self.path = Path(run_dir).resolve()
+        yaml_path = self.path / "hyperparams.yaml"
+        if not yaml_path.is_file() or not (self.path / "save").is_dir():
+            raise DataError(self.path, "not an ltspk run folder: expected hyperparams.yaml and save/ (train first)")
+        text, self.sample_rate = _embedding_modules_yaml(yaml_path.read_text(encoding="utf-8"), yaml_path)
+        modules = load_hyperpyyaml(text)
+        ckpt = AtomicCheckpointer(self.path / "save", recoverables={
+            "embedding_model": modules["embedding_model"], "normalizer": modules["mean_var_norm"]})
+        try:
+            found = ckpt.recover_if_possible()
+        except (RuntimeError, KeyError, FileNotFoundError) as e:
+            raise DataError(self.path / "save", f"checkpoint does not fit the run's model ({e})") from None
+        if found is None:
+            raise DataError(self.path / "save", "no checkpoint: train this run first")
+        self.checkpoint = str(found.path)
+        super().__init__(modules, device)
+
+    def spec(self):
+        return {"kind": self.kind, "source": str(self.path)}
+
+
+class SpeechBrainEmbedder(Embedder):
+    """A SpeechBrain model folder on disk, through ``EncoderClassifier``."""
+
+    kind = "speechbrain"
+
+    def __init__(self, folder, device="cpu", normalize=False):
+        self.path = Path(folder).resolve()
+        if not self.path.is_dir():
+            raise DataError(folder, "SpeechBrain model folder not found (only folders on disk are used: "
+                                    "nothing is fetched from a model hub)")
+        missing = [f for f in SB_REQUIRED if not (self.path / f).is_file()]
+        if missing:
+            present = sorted(p.name for p in self.path.iterdir())[:10]
+            raise DataError(self.path, f"not a SpeechBrain model folder: missing {', '.join(missing)} (a folder like "
+                                       f"spkrec-ecapa-voxceleb holds hyperparams.yaml, embedding_model.ckpt, "
+                                       f"mean_var_norm_emb.ckpt, ...; found {present})")
+        self.normalize = bool(normalize)
+        if self.normalize and not (self.path / "mean_var_norm_emb.ckpt").is_file():
+            raise DataError(self.path, "normalize=True needs mean_var_norm_emb.ckpt in the folder")
+        from speechbrain.inference.speaker import EncoderClassifier
+
+        try:
+            self.model = EncoderClassifier.from_hparams(source=str(self.path), savedir=str(self.path),
+                                                        run_opts={"device": str(device)})
+        except Exception as e:  # noqa: BLE001 (SpeechBrain raises many kinds: name the folder)
+            raise DataError(self.path, f"EncoderClassifier could not load the folder ({type(e).__name__}: {e})") from None
+        if self.model is None:
+            raise DataError(self.path, "EncoderClassifier could not load the folder")
+        self.model.eval()
+        self.sample_rate = int(getattr(getattr(self.model, "audio_normalizer", None), "sample_rate", 16000))
+        self._fp = None
+
+    def _embed(self, wavs, lens):
+        return self.model.encode_batch(wavs, lens, normalize=self.normalize)
+
+    def fingerprint(self):
+        if self._fp is None:
+            files = sorted(p for p in self.path.iterdir() if p.is_file() and p.suffix in (".yaml", ".ckpt"))
+            self._fp = _digest_files(files, {"kind": self.kind, "normalize": self.normalize})
+        return self._fp
+
+    def spec(self):
+        return {"kind": self.kind, "source": str(self.path), "normalize": self.normalize}
+
+
+RESEMBLYZER_HINT = ("the resemblyzer embedder needs the optional packages: pip install 'ltspk[identify-resemblyzer]' "
+                    "(resemblyzer, librosa, and webrtcvad-wheels: the old webrtcvad 2.0.10 imports pkg_resources, "
+                    "which setuptools 81+ no longer has)")
+
+
+def resemblyzer_available():
+    try:
+        import resemblyzer  # noqa: F401
+    except Exception:  # noqa: BLE001 (ImportError, or webrtcvad's pkg_resources failure)
+        return False
+    return True
+
+
+class ResemblyzerEmbedder(Embedder):
+    """resemblyzer's pretrained GE2E speaker encoder (weights ship in the package; nothing is downloaded)."""
+
+    kind = "resemblyzer"
+    sample_rate = 16000
+
+    def __init__(self, device="cpu", preprocess=True):
+        try:
+            import resemblyzer
+            from resemblyzer import VoiceEncoder, preprocess_wav
+        except Exception as e:  # noqa: BLE001
+            raise DataError("resemblyzer", f"{RESEMBLYZER_HINT} ({type(e).__name__}: {e})") from None
+        self._preprocess_wav = preprocess_wav
+        self.preprocess = bool(preprocess)
+        self.encoder = VoiceEncoder(str(device), verbose=False)
+        self.weights = Path(resemblyzer.__file__).parent / "pretrained.pt"
+        self.version = getattr(resemblyzer, "__version__", "?")
+        self._fp = None
+
+    def _one(self, wav):
+        wav = np.asarray(wav, dtype=np.float32)
+        if self.preprocess:
+            trimmed = self._preprocess_wav(wav, source_sr=self.sample_rate)
+            # nothing left after silence trimming (silent or very short audio): keep the original
+            if trimmed.size >= int(self.min_seconds * self.sample_rate):
+                wav = trimmed
+        return self.encoder.embed_utterance(wav)
+
+    def _embed(self, wavs, lens):
+        n = wavs.shape[1]
+        out = [self._one(wavs[i, : max(1, int(round(float(lens[i]) * n)))].numpy()) for i in range(wavs.shape[0])]
+        return torch.from_numpy(np.stack(out))
+
+    def fingerprint(self):
+        if self._fp is None:
+            self._fp = _digest_files([self.weights], {"kind": self.kind, "preprocess": self.preprocess})
+        return self._fp
+
+    def spec(self):
+        return {"kind": self.kind, "source": "resemblyzer", "preprocess": self.preprocess}
+
+
+def load_embedder(source, device="cpu"):
+    """An embedder from ``run:DIR``, ``speechbrain:DIR``, ``resemblyzer`` or a DIR whose
+    layout says which (a SpeechBrain model folder or an ltspk run)."""
+    source = str(source)
+    if source == "resemblyzer":
+        return ResemblyzerEmbedder(device)
+    for prefix, cls in (("run:", RunEmbedder), ("speechbrain:", SpeechBrainEmbedder)):
+        if source.startswith(prefix):
+            return cls(source[len(prefix):], device)
+    path = Path(source)
+    if not path.is_dir():
+        raise DataError(source, "embedder not found: give an ltspk run folder, a SpeechBrain model folder "
+                                "(hyperparams.yaml + embedding_model.ckpt), or 'resemblyzer'")
+    if (path / "embedding_model.ckpt").is_file():
+        return SpeechBrainEmbedder(path, device)
+    if (path / "save").is_dir() and (path / "hyperparams.yaml").is_file():
+        return RunEmbedder(path, device)
+    return SpeechBrainEmbedder(path, device)  # names the files a model folder lacks
+
+
+def from_spec(spec, device="cpu"):
+    """Rebuild an embedder from ``Embedder.spec()``."""
+    kind = spec.get("kind")
+    if kind == "run":
+        return RunEmbedder(spec["source"], device)
+    if kind == "speechbrain":
+        return SpeechBrainEmbedder(spec["source"], device, normalize=spec.get("normalize", False))
+    if kind == "resemblyzer":
+        return ResemblyzerEmbedder(device, preprocess=spec.get("preprocess", True))
+    raise DataError("embedder", f"unknown embedder kind {kind!r}")
