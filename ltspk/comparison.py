@@ -190,7 +190,7 @@ def _compare_with(rows, bases):
             s = over_seeds(diffs)
             low, high = s["low"], s["high"]
             if row.task == "speaker_id":
-                boot = _pooled_bootstrap([(b.per_seed[x], row.per_seed[x]) for x in seeds], c)
+                boot = pooled_bootstrap([(b.per_seed[x], row.per_seed[x]) for x in seeds], c)
                 if boot:  # the wider of the two: seeds too few for t, or too alike, never narrow it
                     low = boot[1] if low is None else min(low, boot[1])
                     high = boot[2] if high is None else max(high, boot[2])
@@ -198,7 +198,7 @@ def _compare_with(rows, bases):
                              "verdict": verdict(low, high, higher_is_better=c != "eer")}
 
 
-def _pooled_bootstrap(seed_pairs, column):
+def pooled_bootstrap(seed_pairs, column):
     """Speaker bootstrap of the mean paired difference over seeds, or None when a seed's two
     runs were not tested on the same items in the same order."""
     pairs = []
