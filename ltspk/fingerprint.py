@@ -87,15 +87,16 @@ def label_encoder_digest(encoder):
     return _sha([encoder.ind2lab[i] for i in range(len(encoder))])
 
 
-def _differences(a, b, prefix=""):
-    keys = sorted(set(a) | set(b))
+def differences(a, b, labels=None, prefix=""):
+    """Dotted keys where two nested dicts differ; with ``labels`` (what a and b are), each
+    followed by both values."""
     out = []
-    for k in keys:
+    for k in sorted(set(a) | set(b)):
         va, vb = a.get(k), b.get(k)
         if isinstance(va, dict) and isinstance(vb, dict):
-            out += _differences(va, vb, f"{prefix}{k}.")
+            out += differences(va, vb, labels, f"{prefix}{k}.")
         elif va != vb:
-            out.append(f"{prefix}{k}")
+            out.append(f"{prefix}{k}" + (f": {va!r} ({labels[0]}) vs {vb!r} ({labels[1]})" if labels else ""))
     return out
 
 
@@ -126,7 +127,7 @@ class RunIdentity:
             saved = json.load(f)
         ckpt = path.parent
         if saved["fingerprint"] != self.fingerprint:
-            differ = _differences(saved.get("config", {}), json.loads(json.dumps(self.desc, default=repr)))
+            differ = differences(saved.get("config", {}), json.loads(json.dumps(self.desc, default=repr)))
             raise CheckpointMismatch(ckpt, (
                 f"checkpoint of another configuration: it was trained as [{summary(saved['config'], saved.get('name'))}] "
                 f"(fingerprint {saved['fingerprint'][:12]}), this run is [{summary(self.desc, self.name)}] "

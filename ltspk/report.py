@@ -26,7 +26,8 @@ def _mean_sd(s, col):
     return text + (f" ± {_num(s['sd'], col)}" if s.get("sd") is not None else "")
 
 
-def _versus(v):
+def versus_text(v):
+    """A difference with its interval and verdict, as the tables print it."""
     if not v:
         return ""
     if v["low"] is None:
@@ -43,9 +44,9 @@ def aggregated_cells(row):
              "chosen setting(s)": "; ".join(row.chosen), "seeds": str(len(row.per_seed))}
     for col, key in METRIC.items():
         cells[col] = _mean_sd(row.stats.get(key), col)
-    cells["vs baseline: overall"] = _versus(row.versus.get("overall"))
-    cells["vs baseline: few"] = _versus(row.versus.get("few"))
-    cells["vs baseline: EER"] = _versus(row.versus.get("eer"))
+    cells["vs baseline: overall"] = versus_text(row.versus.get("overall"))
+    cells["vs baseline: few"] = versus_text(row.versus.get("few"))
+    cells["vs baseline: EER"] = versus_text(row.versus.get("eer"))
     return cells
 
 

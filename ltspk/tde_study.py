@@ -18,6 +18,7 @@ import numpy as np
 from ltspk.comparison import label_runs, pooled_bootstrap
 from ltspk.errors import DataError
 from ltspk.records import GROUPS
+from ltspk.report import versus_text
 from ltspk.stats import over_seeds, verdict
 
 MODES = ("plain", "tde", "posthoc_la")
@@ -121,20 +122,12 @@ def markdown(rows, synthetic=False):
             acc = r.accuracy[mode]
             gain = eer = few = ""
             if mode == "tde":
-                few, gain = (_gain(r.tde_gain.get(g)) for g in ("few", "overall"))
+                few, gain = (versus_text(r.tde_gain.get(g)) or "-" for g in ("few", "overall"))
             if mode == "plain":
                 eer = _ms(r.eer)
             out.append(f"| {r.config} | {mode} | " + " | ".join(_ms(acc.get(g)) for g in GROUPS)
                        + f" | {few} | {gain} | {eer} |")
     return "\n".join(out) + "\n"
-
-
-def _gain(v):
-    if not v:
-        return "-"
-    if v["low"] is None:
-        return f"{v['mean']:+.2f} (one seed)"
-    return f"{v['mean']:+.2f} [{v['low']:+.2f}, {v['high']:+.2f}] {v['verdict']}"
 
 
 def plot(rows, path):

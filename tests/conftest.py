@@ -117,3 +117,14 @@ def libri_tree(tmp_path):
         "237  | F | test-clean       |  8.02 | Kathy Caver | with a pipe\n"
         "1089 | M | test-clean       |  8.05 | Bob Neufeld\n")
     return tmp_path
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op torch thread for a module of tiny-model runs (faster on a shared machine)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -97,13 +97,7 @@ def stop_after_epoch(monkeypatch, epoch):
     monkeypatch.setattr(SpeakerBrain, "on_stage_end", hook)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread for every run of the module: fast on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: threads only add overhead
 
 
 @pytest.fixture(scope="module")

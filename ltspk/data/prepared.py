@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ltspk.atomic import recover_folder, staged_folder, write_json
 from ltspk.errors import DataError
+from ltspk.fingerprint import differences
 
 log = logging.getLogger(__name__)
 FINGERPRINT = "prepared.json"
@@ -32,17 +33,6 @@ def fingerprint(corpus, data_folder, options, corpus_options=None):
     return _plain({"corpus": corpus, "data_folder": str(Path(data_folder).resolve()) if data_folder else None,
                    "options": {k: v for k, v in opts.items() if k not in NOT_IN_FINGERPRINT},
                    "corpus_options": corpus_options or {}})
-
-
-def _differences(a, b, prefix=""):
-    out = []
-    for k in sorted(set(a) | set(b)):
-        va, vb = a.get(k), b.get(k)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            out += _differences(va, vb, f"{prefix}{k}.")
-        elif va != vb:
-            out.append(f"{prefix}{k}: {va!r} (prepared) vs {vb!r} (now)")
-    return out
 
 
 def _manifest_hashes(folder):
@@ -89,7 +79,7 @@ def check_prepared(folder, corpus, data_folder, options, corpus_options=None):
     except json.JSONDecodeError as e:
         raise DataError(fp_path, f"not valid JSON ({e})") from None
     hashes = recorded.pop("manifests_sha256", {})
-    diff = _differences(recorded, fingerprint(corpus, data_folder, options, corpus_options))
+    diff = differences(recorded, fingerprint(corpus, data_folder, options, corpus_options), ("prepared", "now"))
     if diff:
         raise DataError(folder, "prepared with other settings than this run's: " + "; ".join(diff)
                         + ". Point prepared_folder elsewhere, or delete the folder to prepare again")
