@@ -1,20 +1,28 @@
 """Build a training/evaluation experiment from loaded hyperparameters.
 
 The YAML declares the pieces (features, embedder, a head *class* through ``!name:``,
-optimiser, schedule); what depends on the prepared data (number of speakers, class
-priors, label encoder, sampler) is built here once the data are prepared.
+optimiser, schedule, loss, augmentation); what depends on the prepared data (number of
+speakers, class priors, label encoder, sampler, validation set) is built here once the data
+are prepared.
+
+Optional keys (absent: the behaviour of every earlier run): ``sentence_len`` (SpeechBrain's
+name for the training crop; ``crop_seconds`` in older files), ``compute_cost``,
+``wav_augment``, ``valid_during_training`` (+ ``valid_dataloader_options``), ``ckpt_min_key`` /
+``ckpt_max_key``, ``ckpt_average_last``, ``margin_schedule`` (``ltspk.brain`` says what each does).
 """
 
+import inspect
 import logging
 import os
 from pathlib import Path
 
 import speechbrain as sb
 from speechbrain.dataio.sampler import ReproducibleRandomSampler
+from speechbrain.utils.checkpoints import DEFAULT_SAVE_HOOKS, get_default_hook
 
-from ltspk.brain import SpeakerBrain
+from ltspk.brain import VALID_STATS, HparamsError, SpeakerBrain, augmenter_of, checkpoint_key, epoch_checkpoints
 from ltspk.checkpoints import AtomicCheckpointer
-from ltspk.data.pipeline import class_counts, crop_pipeline, label_encoder, load_dataset
+from ltspk.data.pipeline import class_counts, crop_pipeline, full_pipeline, label_encoder, load_dataset
 from ltspk.data.samplers import make_sampler
 from ltspk.data.summary import load_counts
 from ltspk.errors import DataError
@@ -47,6 +55,44 @@ def require_training_data(train_csv):
     return rows
 
 
+def crop_seconds(hparams):
+    """The training crop: ``sentence_len`` (SpeechBrain's key) or ``crop_seconds`` (older files)."""
+    new, old = hparams.get("sentence_len"), hparams.get("crop_seconds")
+    if new is not None and old is not None:
+        raise HparamsError(f"both sentence_len ({new}) and crop_seconds ({old}) are set: keep sentence_len")
+    if new is None and old is None:
+        raise HparamsError("no training crop length: set sentence_len (seconds)")
+    return float(new if new is not None else old)
+
+
+def check_training_options(hparams):
+    """Refuse before any work an inconsistent choice of validation, checkpoint selection, averaging
+    and schedule."""
+    from ltspk import schedulers
+
+    validating = bool(hparams.get("valid_during_training"))
+    key = checkpoint_key(hparams)
+    known = ["loss"] + [f"valid_{k}" for k in VALID_STATS]
+    if key is not None:
+        if key[1] not in known:
+            raise HparamsError(f"ckpt_{key[0]}_key: {key[1]!r} is not a checkpoint figure; choose one of {known}")
+        if key[1].startswith("valid_") and not validating:
+            raise HparamsError(f"ckpt_{key[0]}_key: {key[1]} needs validation during training: set "
+                             "valid_during_training: True")
+    n_avg = hparams.get("ckpt_average_last") or 0
+    if int(n_avg) < 0:
+        raise HparamsError(f"ckpt_average_last must be >= 0, got {n_avg}")
+    kind = schedulers.schedule_kind(hparams.get("lr_annealing"))
+    if kind in (schedulers.VALID_METRIC, schedulers.PLATEAU) and not validating:
+        raise HparamsError(f"lr_annealing {type(hparams['lr_annealing']).__name__} anneals on the validation loss: "
+                         "set valid_during_training: True")
+    augmenter_of(hparams)  # refuses wav_augment and augment both set
+    head = getattr(hparams.get("classifier"), "func", hparams.get("classifier"))
+    if hparams.get("margin_schedule") is not None and "margin" not in inspect.signature(head).parameters:
+        raise HparamsError(f"margin_schedule is set but the head {head.__name__} has no margin (AAMHead has): "
+                           "set margin_schedule: null")
+
+
 def require_batches(n_items, loader_opts, source, world_size=1):
     """Refuse a batch size that would give an epoch without any batch (``drop_last`` set)."""
     batch_size = int(loader_opts.get("batch_size", 1))
@@ -66,6 +112,8 @@ class Experiment:
 
     def __init__(self, hparams, run_opts=None):
         self.hparams = hparams
+        check_training_options(hparams)
+        crop_seconds(hparams)
         self.prepared = prepare_data(hparams)
         require_training_data(self.prepared / "train.csv")
         self.counts_info = load_counts(self.prepared / "counts.json")
@@ -98,10 +146,18 @@ class Experiment:
             "counter": hparams["epoch_counter"],
         })
         checkpointer.add_recoverable("rng", RNGState(self.loader_generator), optional_load=True)
+        schedule = hparams.get("lr_annealing")
+        if schedule is not None and get_default_hook(schedule, DEFAULT_SAVE_HOOKS) is not None:
+            # a stateful schedule (CyclicLRScheduler's clr_iterations, ...) resumes where it was
+            checkpointer.add_recoverable("lr_annealing", schedule)
+        self.modules = modules
         self.brain = SpeakerBrain(modules=modules, opt_class=hparams["opt_class"], hparams=hparams,
                                   run_opts=run_opts, checkpointer=checkpointer)
         checkpointer.remove_incomplete()
-        self.brain.loss_fn = build_loss(hparams.get("loss", "ce"), hparams.get("focal_gamma", 2.0))
+        if hparams.get("compute_cost") is None:  # files without compute_cost: the loss named by `loss`
+            self.brain.loss_fn = build_loss(hparams.get("loss", "ce"), hparams.get("focal_gamma", 2.0))
+        groups = self.counts_info.get("shot_groups") or {}
+        self.brain.class_groups = [groups.get(self.encoder.ind2lab[i], "") for i in range(len(counts))]
         self.check_checkpoint()
 
     def check_checkpoint(self):
@@ -113,7 +169,31 @@ class Experiment:
 
     def train_set(self):
         h = self.hparams
-        return load_dataset(self.prepared / "train.csv", crop_pipeline(h["sample_rate"], h["crop_seconds"]), self.encoder)
+        return load_dataset(self.prepared / "train.csv", crop_pipeline(h["sample_rate"], crop_seconds(h)), self.encoder)
+
+    def valid_set(self):
+        """The speaker-ID validation split (whole utterances up to ``eval_max_seconds``, sorted by
+        duration to pad little), or None when validation during training is off."""
+        h = self.hparams
+        if not h.get("valid_during_training"):
+            return None
+        from ltspk.data.manifest import read_manifest
+
+        path = self.prepared / "spkid_valid.csv"
+        rows = read_manifest(path) if path.is_file() else []
+        known = [u for u in rows if u.spk_id in self.encoder.lab2ind]
+        if not known:
+            raise DataError(path, "validation during training needs the speaker-ID validation split, and this "
+                                  "preparation has none: prepare with valid_per_speaker > 0, or set "
+                                  "valid_during_training: False")
+        if len(known) < len(rows):
+            log.warning("%d validation utterance(s) of speakers without training data left out", len(rows) - len(known))
+        ds = load_dataset(path, full_pipeline(h["sample_rate"], h.get("eval_max_seconds")), self.encoder, rows=known)
+        return ds.filtered_sorted(sort_key="duration")
+
+    def valid_loader_kwargs(self):
+        h = self.hparams
+        return dict(h.get("valid_dataloader_options") or {"batch_size": h.get("eval_batch_size", 16)})
 
     def train_loader_kwargs(self, train_set):
         h = self.hparams
@@ -136,15 +216,68 @@ class Experiment:
         opts = self.train_loader_kwargs(train_set)
         world = int(os.environ.get("WORLD_SIZE", 1)) if self.brain.distributed_launch else 1
         require_batches(len(train_set), opts, self.prepared / "train.csv", world)
-        self.brain.fit(self.hparams["epoch_counter"], train_set, train_loader_kwargs=opts)
+        valid_set = self.valid_set()
+        augment = augmenter_of(self.hparams)
+        if augment is not None:
+            from ltspk.augment import summary
+
+            log.info(summary(augment))
+            for note in getattr(augment, "ltspk_off", []):
+                log.warning("augmentation: %s", note)
+        if valid_set is None:
+            self.brain.fit(self.hparams["epoch_counter"], train_set, train_loader_kwargs=opts)
+        else:
+            self.brain.fit(self.hparams["epoch_counter"], train_set, valid_set, train_loader_kwargs=opts,
+                           valid_loader_kwargs=self.valid_loader_kwargs())
+
+    def selects_checkpoint(self):
+        """Whether evaluation uses another model than the latest checkpoint (best or averaged)."""
+        return checkpoint_key(self.hparams) is not None or int(self.hparams.get("ckpt_average_last") or 0) > 1
 
     def recover(self):
-        """Restore the latest checkpoint (model, head state: priors and CausalNorm direction);
-        ``CheckpointMismatch`` if it was made under another configuration or label encoder."""
-        ckpt = self.brain.checkpointer.recover_if_possible()
+        """Restore the model evaluation uses (model, head state: priors and CausalNorm direction):
+        the mean of the last ``ckpt_average_last`` epoch checkpoints when that is > 1, else the best
+        checkpoint by ``ckpt_min_key`` / ``ckpt_max_key`` when one is set (SpeechBrain's
+        ``recover_if_possible(min_key=...)``), else the latest. ``CheckpointMismatch`` if it was
+        made under another configuration or label encoder."""
+        checkpointer = self.brain.checkpointer
+        n_avg, key = int(self.hparams.get("ckpt_average_last") or 0), checkpoint_key(self.hparams)
+        ckpt = None
+        if n_avg > 1:
+            ckpt = self.average_last_checkpoints(n_avg)
+        elif key is not None:
+            ckpt = checkpointer.recover_if_possible(**{f"{key[0]}_key": key[1]})
+            if ckpt is None:
+                log.warning("no checkpoint holds %s: evaluating the latest", key[1])
+            else:
+                log.info("evaluating the checkpoint of epoch %s, best by %s %s (%s)", ckpt.meta.get("epoch"),
+                         "lowest" if key[0] == "min" else "highest", key[1], ckpt.meta.get(key[1]))
+        if ckpt is None:
+            ckpt = checkpointer.recover_if_possible()
         if ckpt is None:
             raise RuntimeError(f"no checkpoint in {self.hparams['save_folder']}: train first")
         return ckpt
+
+    def average_last_checkpoints(self, n):
+        """Load the mean of the last ``n`` end-of-epoch checkpoints into the model (WeSpeaker's model
+        averaging: ``ltspk.averaging``) and write it to ``<save_folder>/averaged``, a SpeechBrain
+        checkpoint (never resumed from). Returns that checkpoint, or None without epoch checkpoints."""
+        from ltspk.averaging import average_into, write_averaged
+
+        found = epoch_checkpoints(self.brain.checkpointer)[:n]
+        if not found:
+            return None
+        if len(found) < n:
+            log.warning("ckpt_average_last is %d but only %d epoch checkpoint(s) are kept: averaging those", n,
+                        len(found))
+        self.brain.checkpointer.load_checkpoint(found[0])  # the latest: normaliser, identity check
+        average_into(self.modules, found)  # the raw modules (the Brain's, or inside its DDP wrappers)
+        epochs = [c.meta["epoch"] for c in found]
+        log.info("evaluating the mean of %d epoch checkpoints (epochs %s)", len(found), epochs)
+        recoverables = {"embedding_model": self.modules["embedding_model"], "classifier": self.modules["classifier"],
+                        "normalizer": self.modules["mean_var_norm"], "identity": self.identity}
+        return write_averaged(Path(self.hparams["save_folder"]) / "averaged", recoverables,
+                              {"averaged_epochs": epochs, "num_avg": len(found)}, f"avg_last{len(found)}")
 
 
 def trained_experiment(argv):

@@ -5,7 +5,9 @@
   torchrun --nproc_per_node=N recipes/train.py hparams/voxceleb_tde.yaml --data_folder DIR
 
 The corpus is prepared on first use (into <prepared_folder>), training resumes from the
-latest checkpoint in <output_folder>/save, and evaluation writes results.json / results.md.
+latest checkpoint in <output_folder>/save, and evaluation writes results.json / results.md
+for the latest checkpoint, or the best one by validation (ckpt_min_key / ckpt_max_key), or the
+average of the last N epochs' (ckpt_average_last) when the hparams choose one.
 One run at a time per output folder (<output_folder>/.ltspk.lock); a checkpoint made under
 another model/head configuration or label encoder is refused, not resumed.
 """
@@ -60,6 +62,8 @@ def train(hparams, hparams_file, run_opts, overrides):
     if hparams.get("evaluate_after_training", True) and sb.utils.distributed.if_main_process():
         from ltspk.records import results_table
 
+        if exp.selects_checkpoint():
+            exp.recover()  # the best checkpoint (ckpt_min_key / ckpt_max_key) or the average of the last N
         print(results_table(evaluate(exp)))
         print(f"results: {Path(hparams['output_folder']) / 'results.json'}")
 

@@ -1,5 +1,7 @@
 """Every shipped hparams file loads, and its embedder and head build with the declared sizes."""
 
+import math
+import os
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,8 @@ def test_every_experiment_has_a_file():
 
 
 @pytest.mark.parametrize("path", FILES, ids=[f.stem for f in FILES])
-def test_hparams_build(path, tmp_path):
+def test_hparams_build(path, tmp_path, monkeypatch):
+    monkeypatch.setenv("SB_GLOBAL_SEED", os.environ.get("SB_GLOBAL_SEED", "563375142"))  # seed_everything sets it
     text = path.read_text()
     overrides = {k: v for k, v in PLACEHOLDERS.items() if f"{k}: !PLACEHOLDER" in text}
     overrides["output_folder"] = str(tmp_path)
@@ -32,3 +35,64 @@ def test_hparams_build(path, tmp_path):
         emb = model(feats, torch.ones(1))
         logits = head(emb.reshape(1, -1))
     assert emb.reshape(1, -1).shape == (1, h["emb_dim"]) and logits.shape == (1, 7)
+
+
+# ---- the real-corpus recipes -------------------------------------------------------------------
+
+REAL = [f for f in FILES if f.stem.split("_")[0] in ("voxceleb", "cnceleb", "librispeech")]
+
+
+def without(text, *sections):
+    """The file's lines without its first line (the title), with `experiment:` blanked and the named
+    `# ---- <section>` blocks left out."""
+    out, skipping = [], False
+    for line in text.splitlines()[1:]:
+        if line.startswith("# ---- "):
+            skipping = any(line.startswith(f"# ---- {s}") for s in sections)
+        if not skipping:
+            out.append("experiment: ..." if line.startswith("experiment:") else line)
+    return out
+
+
+@pytest.mark.parametrize("corpus", ["voxceleb", "cnceleb", "librispeech"])
+def test_head_files_differ_only_in_the_head_block(corpus):
+    files = {f.stem: f.read_text() for f in REAL if f.stem.startswith(corpus + "_")}
+    for model in ("", "resnet_"):
+        base = without(files[f"{corpus}_{model}aam"], "head and loss")
+        for head in ("tde", "la"):
+            if f"{corpus}_{model}{head}" in files:
+                assert without(files[f"{corpus}_{model}{head}"], "head and loss") == base, (corpus, model, head)
+    # and the ResNet files differ from the ECAPA ones only in the model block
+    assert without(files[f"{corpus}_resnet_aam"], "model") == without(files[f"{corpus}_aam"], "model")
+    for name, text in files.items():  # no CausalNorm key in a file without the CausalNorm head
+        assert ("tde_alphas" in text) == name.endswith("_tde"), name
+
+
+@pytest.mark.parametrize("path", REAL, ids=[f.stem for f in REAL])
+def test_real_corpus_recipes_train_as_speechbrains(path, tmp_path, monkeypatch):
+    from speechbrain.utils.checkpoints import DEFAULT_SAVE_HOOKS, get_default_hook
+
+    from ltspk import schedulers
+
+    monkeypatch.setenv("SB_GLOBAL_SEED", os.environ.get("SB_GLOBAL_SEED", "563375142"))  # seed_everything sets it
+    text = path.read_text()
+    overrides = {k: v for k, v in PLACEHOLDERS.items() if f"{k}: !PLACEHOLDER" in text}
+    h = load_hyperpyyaml(text, {**overrides, "output_folder": str(tmp_path)})
+    assert "speechbrain.utils.seed_everything" in text and os.environ["SB_GLOBAL_SEED"] == str(h["seed"])
+    assert h["sentence_len"] == 3.0 and "crop_seconds" not in h and "augment" not in h
+    # SpeechBrain's Augmenter: without noise/rir folders the data-free parts stay on
+    aug = h["wav_augment"]
+    assert [type(a).__name__ for a in aug.augmentations.values()] == ["DropFreq", "DropChunk", "SpeedPerturb"]
+    assert aug.parallel_augment and aug.concat_original and len(aug.ltspk_off) == 2
+    drop_chunk = aug.augmentations["DropChunk1"]
+    assert (drop_chunk.drop_length_low, drop_chunk.drop_length_high, drop_chunk.drop_count_high) == (1000, 2000, 5)
+    # a per-step schedule whose state is checkpointed
+    assert schedulers.schedule_kind(h["lr_annealing"]) == schedulers.STEP_ON_BATCH_END
+    assert get_default_hook(h["lr_annealing"], DEFAULT_SAVE_HOOKS) is not None
+    # validation each epoch and the best checkpoint by validation error
+    assert h["valid_during_training"] and h["ckpt_min_key"] == "valid_error" and not h["ckpt_max_key"]
+    # the loss from the YAML: cross-entropy on the logits, by hand
+    logits, labels = torch.tensor([[2.0, 0.0]]), torch.tensor([0])
+    assert h["compute_cost"](logits, labels).item() == pytest.approx(math.log(1 + math.exp(-2.0)))
+    if path.stem.endswith(("_aam", "_la")):
+        assert "margin_schedule" in h and h["margin_schedule"] is None

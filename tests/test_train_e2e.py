@@ -111,3 +111,52 @@ def test_other_demo_heads(tmp_path, yaml):
     out = tmp_path / "run"
     run("train.py", yaml, out, "--number_of_epochs", "1")
     assert json.loads((out / "results.json").read_text())["run"]["head"] == "AAMHead"
+
+
+def test_a_real_corpus_recipe_end_to_end(tmp_path, monkeypatch):
+    """librispeech_aam.yaml as written (SpeechBrain's Augmenter with noise and reverb from folders,
+    cyclic lr per step, validation each epoch, best checkpoint evaluated) on a tiny LibriSpeech
+    tree, with a tiny ECAPA-TDNN: it trains, validates and evaluates."""
+    import numpy as np
+    import soundfile as sf
+    from conftest import write_audio
+    from test_resume_exact import SMALL, train_main
+
+    monkeypatch.setenv("SB_GLOBAL_SEED", os.environ.get("SB_GLOBAL_SEED", "563375142"))  # seed_everything sets it
+    root, seed = tmp_path / "LibriSpeech", 2000
+    for subset, speakers in {"train-clean-100": ["19", "26", "27", "32"], "test-clean": ["121", "237", "260"]}.items():
+        for s in speakers:
+            n = {"19": 7, "26": 6, "27": 5, "32": 5}.get(s, 3)
+            for k in range(n):
+                seed += 1
+                write_audio(root / subset / s / "100" / f"{s}-100-{k:04d}.flac", 0.6, seed=seed)
+            (root / subset / s / "100" / f"{s}-100.trans.txt").write_text("")
+    (root / "SPEAKERS.TXT").write_text("".join(f"{s} | F | {sub} | 1.0 | N{s}\n" for sub, ss in
+                                               {"train-clean-100": ["19", "26", "27", "32"],
+                                                "test-clean": ["121", "237", "260"]}.items() for s in ss))
+    write_audio(tmp_path / "noise" / "n1.wav", 1.0, seed=1)
+    (tmp_path / "rir").mkdir()
+    sf.write(tmp_path / "rir" / "r1.wav", np.exp(-np.arange(400) / 40.0).astype(np.float32), 16000)
+    out = tmp_path / "run"
+    small = [a for a in SMALL if a != "--crop_seconds" and a != "0.5"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train_main()([str(ROOT / "hparams" / "librispeech_aam.yaml"), "--data_folder", str(tmp_path),
+                      "--output_folder", str(out), "--noise_folder", str(tmp_path / "noise"),
+                      "--rir_folder", str(tmp_path / "rir"), *small[small.index("--embedding_model"):],
+                      "--n_mels", "40", "--sentence_len", "0.5", "--batch_size", "4", "--num_workers", "0",
+                      "--number_of_epochs", "2", "--asnorm_top_k", "2",
+                      "--corpus_options", "{train_subsets: [train-clean-100], trial_subsets: [test-clean], n_trials: 30}",
+                      "--prep_options", "!new:ltspk.data.prepare.PrepOptions {holdout_per_speaker: 1, "
+                      "valid_per_speaker: 1, shot_quantiles: [0.3333, 0.6667], workers: 1, progress: False}"])
+    finally:
+        torch.set_num_threads(threads)
+    log = (out / "train_log.txt").read_text().splitlines()
+    assert len(log) == 2 and all("valid acc:" in line for line in log)
+    text = (out / "log.txt").read_text()
+    assert "augmentation on: AddNoise, AddReverb, DropFreq, DropChunk, SpeedPerturb; each training batch becomes x6" in text
+    assert "evaluating the checkpoint of epoch" in text and "best by lowest valid_error" in text
+    assert (out / "augment" / "noise.csv").is_file() and (out / "augment" / "rir.csv").is_file()
+    res = records(out)
+    assert one(res, "verification", "cosine").metrics["n_trials"] > 0
