@@ -11,8 +11,13 @@ from ltspk.records import GROUPS
 from ltspk.stats import accuracy_interval
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib on the Agg backend, its DEBUG logging (font manager) kept out of run logs."""
+    import logging
+
     import matplotlib
+
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -20,7 +25,7 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path):
+def save_figure(fig, path):
     import matplotlib.pyplot as plt
 
     with atomic_path(path) as tmp:
@@ -47,7 +52,7 @@ def _bar_value(row, group):
 def plot_shot_groups(rows, path):
     """One panel per shot group; per configuration, one bar for each inference family it has
     (no empty slots); colours by family, legend below the panels."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = [r for r in rows if r.task == "speaker_id"]
     configs = list(dict.fromkeys(r.config for r in rows))
     modes = list(dict.fromkeys(f"{r.mode} ({'stage 2' if r.stage == 'stage2' else 'stage 1'})" for r in rows))
@@ -83,7 +88,7 @@ def plot_shot_groups(rows, path):
     spread = "mean ± sd over seeds" if seeds and max(seeds) > 1 else "95% speaker-bootstrap interval (one seed)"
     fig.suptitle(f"Speaker ID by shot group (bars: {spread}; tunable settings chosen on validation)", fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_imbalance(rows, runs, path, modes=("plain",)):
@@ -95,7 +100,7 @@ def plot_imbalance(rows, runs, path, modes=("plain",)):
     factors = {c: by_config[c].info.get("imbalance_factor_target") for c in by_config}
     if len({f for f in factors.values() if f}) < 2:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     rows = [r for r in rows if r.task == "speaker_id" and factors.get(r.config) and r.mode in modes]
     lines = {}
     for r in rows:
@@ -127,14 +132,14 @@ def plot_imbalance(rows, runs, path, modes=("plain",)):
     axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.supxlabel("imbalance factor of the training set (most / fewest utterances per speaker)", fontsize=9)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_per_speaker(runs, path, modes=("plain",), bins=5):
     """Accuracy against the speaker's training utterances: speakers binned by count (log-spaced
     bins), one point per bin with its 95% interval (speakers resampled), seeds of a
     configuration pooled; one line per configuration and inference mode."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     pooled = {}
     for run in runs:
@@ -185,7 +190,7 @@ def plot_per_speaker(runs, path, modes=("plain",), bins=5):
     ax.set_title("Accuracy by training count (speakers binned; intervals resample speakers; seeds pooled)",
                  fontsize=9)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_det(runs, path):
@@ -194,7 +199,7 @@ def plot_det(runs, path):
 
     from ltspk.metrics import det_curve
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 5.5))
     ticks = np.array([0.001, 0.01, 0.05, 0.2, 0.5])
     shown = set()
@@ -217,4 +222,4 @@ def plot_det(runs, path):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -133,9 +133,9 @@ def markdown(rows, synthetic=False):
 def plot(rows, path):
     """Left: mean cos(x, d) on test by shot group per configuration (sd over seeds); right: TDE -
     plain accuracy (few, overall) with its interval."""
-    from ltspk.plots import _pyplot, _save
+    from ltspk.plots import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, (a, b) = plt.subplots(1, 2, figsize=(max(10.0, 2.2 * len(rows) + 4), 4.6))
     x = np.arange(len(rows))
     width = 0.8 / len(GROUPS)
@@ -160,4 +160,4 @@ def plot(rows, path):
     b.set_title("TDE at the alpha chosen on validation")
     b.legend(title="shot group", fontsize=8)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

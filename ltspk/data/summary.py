@@ -45,10 +45,9 @@ def summary_text(info):
 
 def plot_counts(info, path, title=None):
     """Utterances per speaker, sorted, log scale, bars coloured by shot group."""
-    import matplotlib
+    from ltspk.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     items = sorted(info["counts"].items(), key=lambda kv: -kv[1])
     values = np.array([n for _, n in items])

@@ -1,0 +1,94 @@
+"""Loading an hparams file so that a typo is an error, not a silent default.
+
+``load_hparams(file, overrides)`` loads with hyperpyyaml and then refuses
+
+- a command-line override of a key the file does not have (``--samplr class``), naming the
+  nearest known key;
+- a top-level key in the file that ltspk does not read and that no ``!ref <key>`` of the file
+  uses (``samplr: class`` in the YAML), naming the nearest known key;
+- numbers that cannot work (epochs, batch sizes <= 0),
+
+before any work starts, with ``HparamsError`` naming the file.
+"""
+
+import difflib
+import re
+from pathlib import Path
+
+from ltspk.errors import LtspkError
+
+
+class HparamsError(LtspkError):
+    """An hparams file or override that ltspk cannot use."""
+
+
+# every top-level key ltspk or SpeechBrain's Brain reads (tests check the shipped files against it)
+LTSPK_KEYS = frozenset("""
+asnorm_cohort_utts asnorm_top_k augment augment_folder base_lr batch_size channels ckpt_average_last
+ckpt_interval_minutes ckpt_max_key ckpt_min_key classifier cn2_folder compute_cost compute_features corpus
+corpus_options crop_seconds crt_options data_folder drop_chunk drop_freq emb_dim embedder_lr_scale embedding_model
+enrol_protocol epoch_counter eval_batch_size eval_max_seconds evaluate_after_training experiment focal_gamma loss lr
+lr_annealing lr_final lws_options margin_schedule max_lr mean_var_norm n_mels noise_folder num_workers
+number_of_epochs opt_class output_folder p_targets posthoc_la_taus prep_options prepared_folder pretrained_embedder
+rir_folder sample_rate sampler save_folder score_norm seed sentence_len speed_perturb step_size step_size_epochs
+tau_norm_powers tde_alphas tde_embedding_alphas train_dataloader_options train_log train_logger
+valid_dataloader_options valid_during_training vox2_folder wav_augment
+""".split())
+
+
+def known_keys():
+    """ltspk's keys and SpeechBrain's run options (which a YAML may set too)."""
+    from speechbrain.core import RunOptions
+
+    return LTSPK_KEYS | set(RunOptions().as_dict())
+
+
+def nearest(key, candidates):
+    match = difflib.get_close_matches(key, sorted(candidates), n=1, cutoff=0.6)
+    return f"; did you mean {match[0]!r}?" if match else ""
+
+
+def referenced_keys(text):
+    """Keys a YAML text uses through ``!ref <key>`` / ``<key[...]>``."""
+    return set(re.findall(r"<([A-Za-z_][A-Za-z0-9_]*)", text))
+
+
+def load_hparams(hparams_file, overrides=None):
+    """The loaded hparams dict; ``HparamsError`` for unknown keys or impossible numbers."""
+    from hyperpyyaml import load_hyperpyyaml
+
+    path = Path(hparams_file)
+    text = path.read_text(encoding="utf-8")
+    try:
+        hparams = load_hyperpyyaml(text, overrides)
+    except KeyError as e:
+        m = re.match(r"Override '([^']+)' not found in: \[(.*)\]", str(e.args[0]) if e.args else "")
+        if not m:
+            raise
+        key, have = m.group(1), re.findall(r"'([^']+)'", m.group(2))
+        raise HparamsError(f"{path}: the command line sets {key!r}, which this file does not have"
+                           f"{nearest(key, have)}") from None
+    check_keys(path, hparams, text)
+    check_numbers(path, hparams)
+    return hparams
+
+
+def check_keys(path, hparams, text):
+    allowed = known_keys() | referenced_keys(text)
+    for key in hparams:
+        if key.startswith("__") or key in allowed:
+            continue
+        raise HparamsError(f"{path}: unknown key {key!r}{nearest(key, known_keys())} (ltspk does not read it, so "
+                           "it would silently have no effect)")
+
+
+def check_numbers(path, hparams):
+    def positive(name, value):
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0):
+            raise HparamsError(f"{path}: {name} must be a positive number, got {value!r}")
+
+    positive("number_of_epochs", hparams.get("number_of_epochs"))
+    positive("eval_batch_size", hparams.get("eval_batch_size"))
+    loader = hparams.get("train_dataloader_options") or {}
+    if isinstance(loader, dict):
+        positive("train_dataloader_options.batch_size", loader.get("batch_size"))
