@@ -92,3 +92,15 @@ def check_numbers(path, hparams):
     loader = hparams.get("train_dataloader_options") or {}
     if isinstance(loader, dict):
         positive("train_dataloader_options.batch_size", loader.get("batch_size"))
+
+
+def run_folder_argument(argv):
+    """``argv`` with a leading run folder replaced by the ``hyperparams.yaml`` training saved
+    there (overrides applied, references resolved): a trained run is re-used with no corpus paths."""
+    argv = list(argv)
+    if argv and Path(argv[0]).is_dir():
+        saved = Path(argv[0]) / "hyperparams.yaml"
+        if not saved.is_file():
+            raise HparamsError(f"{argv[0]}: a folder was given, but it holds no hyperparams.yaml (not a training run?)")
+        argv[0] = str(saved)
+    return argv

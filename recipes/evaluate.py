@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Evaluate a trained run again (e.g. with other TDE alphas or post-hoc taus), no retraining.
 
-  python recipes/evaluate.py hparams/demo_tde.yaml --output_folder RUN_DIR [--tde_alphas "[0, 1, 2]"]
+  python recipes/evaluate.py RUN_DIR [--tde_alphas "[0, 1, 2]"]
+  python recipes/evaluate.py hparams/demo_tde.yaml --output_folder RUN_DIR [--data_folder DIR ...]
+
+Given a run folder, the hyperparams.yaml that training saved there is used (no corpus paths needed).
 
 Tunable settings are chosen on the run's spkid_valid split. Replaces RUN_DIR/evaluation/ whole
 and rebuilds RUN_DIR/results.json and results.md (stage-2 records are kept).
@@ -18,10 +21,11 @@ from ltspk.errors import LtspkError  # noqa: E402
 def main(argv):
     from ltspk.evaluate import evaluate
     from ltspk.experiment import trained_experiment
+    from ltspk.hparams import run_folder_argument
     from ltspk.records import results_table
     from ltspk.runlock import RunLock
 
-    exp, _, _ = trained_experiment(argv)
+    exp, _, _ = trained_experiment(run_folder_argument(argv))
     with RunLock(exp.hparams["output_folder"]):  # no training or other evaluation writes there meanwhile
         print(results_table(evaluate(exp)))
 

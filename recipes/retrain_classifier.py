@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Decoupled stage 2 (Kang et al.): cRT, tau-norm, LWS and NCM on frozen embeddings of a trained run.
 
-  python recipes/retrain_classifier.py hparams/demo_tde.yaml [--output_folder RUN_DIR]
+  python recipes/retrain_classifier.py RUN_DIR
+  python recipes/retrain_classifier.py hparams/demo_tde.yaml --output_folder RUN_DIR [--data_folder DIR ...]
 
 Embeddings are extracted once and cached in RUN_DIR/cache/ (made again when the model or the
 manifest changes); the classifiers are then fitted in seconds. tau-norm's power is chosen on
@@ -19,11 +20,12 @@ from ltspk.errors import LtspkError  # noqa: E402
 
 def main(argv):
     from ltspk.experiment import trained_experiment
+    from ltspk.hparams import run_folder_argument
     from ltspk.records import collect, results_table
     from ltspk.retrain import run_stage2
     from ltspk.runlock import RunLock
 
-    exp, _, _ = trained_experiment(argv)
+    exp, _, _ = trained_experiment(run_folder_argument(argv))
     with RunLock(exp.hparams["output_folder"]):
         _, info = run_stage2(exp)
     print(results_table(collect(exp.hparams["output_folder"])))

@@ -98,6 +98,12 @@ def test_train_resume_evaluate(tmp_path):
     assert one(res, "speaker_id", "cRT") and "cRT" in (out / "results.md").read_text()
     assert len((out / "train_log.txt").read_text().splitlines()) == 2
 
+    # a run folder alone is enough (its saved hyperparams.yaml), from any working directory
+    r = subprocess.run([sys.executable, str(ROOT / "recipes" / "evaluate.py"), str(out)], capture_output=True,
+                       text=True, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert one(records(out), "speaker_id", "cRT")
+
 
 def find_all(res, family, role):
     from ltspk.records import find
