@@ -146,3 +146,19 @@ def test_validation_split(vox1_tree, tmp_path):
     assert sorted(u.spk_id for u in valid) == ["id10001", "id10002"]
     assert json.loads((out / "counts.json").read_text())["counts"] == {"id10001": 3, "id10002": 1, "id10003": 1}
     assert not ({u.ID for u in valid} & {u.ID for u in train + test})
+
+
+def test_voxceleb1_in_flac_is_read(vox1_tree, tmp_path):
+    import soundfile as sf
+
+    for wav in sorted((vox1_tree / "wav").rglob("*.wav")):
+        audio, sr = sf.read(wav)
+        sf.write(wav.with_suffix(".flac"), audio, sr)
+        if wav.parent.name != "vidA":
+            wav.unlink()  # vidA keeps both: the .wav is the one read
+    out = tmp_path / "p"
+    prepare_voxceleb(out, vox1_folder=vox1_tree, trial_list="O", options=NO_HOLDOUT)
+    rows = read_manifest(out / "train.csv") + read_manifest(out / "verification.csv")
+    assert len(rows) == 5 + 3 + 2 + 4 and len({u.ID for u in rows}) == len(rows)
+    by_id = {u.ID: u.wav for u in rows}
+    assert by_id["id10001/vidA/00001"].endswith(".wav") and by_id["id10002/vidC/00001"].endswith(".flac")

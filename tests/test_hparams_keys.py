@@ -41,3 +41,13 @@ def test_shipped_files_use_known_keys(path):
     text = path.read_text()
     keys = dict.fromkeys(re.findall(r"^([A-Za-z_][A-Za-z0-9_]*):", text, re.M))
     check_keys(path, keys, text)  # raises on a key ltspk does not read
+
+
+def test_one_nested_value_is_one_override():
+    """hyperpyyaml merges an override mapping into the file's object: one value changes, the rest stay."""
+    import speechbrain as sb
+
+    _, _, overrides = sb.parse_arguments([str(ROOT / "hparams" / "folder_aam.yaml"), "--data_folder", "x",
+                                          "--prep_options", "{holdout_per_speaker: 3}"])
+    opts = load_hparams(ROOT / "hparams" / "folder_aam.yaml", overrides)["prep_options"]
+    assert opts.holdout_per_speaker == 3 and opts.valid_per_speaker == 5 and opts.imbalance_factor == 20

@@ -1,7 +1,7 @@
 """VoxCeleb1 / VoxCeleb2 from their on-disk layouts.
 
-VoxCeleb1: ``wav/idXXXXX/<youtube_id>/NNNNN.wav`` (dev and test under one ``wav/``, or
-``vox1_dev_wav/wav`` and ``vox1_test_wav/wav``), ``vox1_meta.csv`` (tab-separated, column
+VoxCeleb1: ``wav/idXXXXX/<youtube_id>/NNNNN.wav`` or ``.flac`` (the ``.wav`` where both exist;
+dev and test under one ``wav/``, or ``vox1_dev_wav/wav`` and ``vox1_test_wav/wav``), ``vox1_meta.csv`` (tab-separated, column
 ``Set`` dev/test) and trial lists ``veri_test2.txt`` (Vox1-O), ``list_test_hard2.txt`` (H),
 ``list_test_all2.txt`` (E), found in the root or ``meta/``.
 VoxCeleb2: ``dev/aac/idXXXXX/<youtube_id>/NNNNN.m4a``, or the same tree converted to wav.
@@ -77,6 +77,16 @@ def _entries(root, rels, prefix_ok=None):
     return out
 
 
+def _prefer_wav(rels):
+    """One file per utterance: the .wav where both a .wav and a .flac exist."""
+    chosen = {}
+    for rel in rels:
+        key = strip_suffix(rel)
+        if key not in chosen or rel.endswith(".wav"):
+            chosen[key] = rel
+    return sorted(chosen.values())
+
+
 def list_vox1(vox1):
     """(dev entries, test entries) of VoxCeleb1."""
     meta_path = Path(vox1) / "vox1_meta.csv"
@@ -87,7 +97,7 @@ def list_vox1(vox1):
 
     dev, test = [], []
     for root in vox1_wav_roots(vox1):
-        rels = scan_tree(root, {".wav"})
+        rels = _prefer_wav(scan_tree(root, {".wav", ".flac"}))  # a FLAC copy of the corpus is read too
         dev += _entries(root, rels, lambda s: not is_test(s))
         test += _entries(root, rels, is_test)
     return dev, test
