@@ -162,3 +162,21 @@ def test_voxceleb1_in_flac_is_read(vox1_tree, tmp_path):
     assert len(rows) == 5 + 3 + 2 + 4 and len({u.ID for u in rows}) == len(rows)
     by_id = {u.ID: u.wav for u in rows}
     assert by_id["id10001/vidA/00001"].endswith(".wav") and by_id["id10002/vidC/00001"].endswith(".flac")
+
+
+def test_voxceleb1_alone_needs_no_vox2_folder(vox1_tree, tmp_path):
+    from pathlib import Path
+
+    import speechbrain as sb
+
+    from ltspk.hparams import load_hparams
+
+    hp = Path(__file__).resolve().parents[1] / "hparams" / "voxceleb_aam.yaml"
+    _, _, ov = sb.parse_arguments([str(hp), "--data_folder", str(vox1_tree), "--corpus_options",
+                                   "{train_sets: [vox1_dev]}"])
+    opts = load_hparams(hp, ov)["corpus_options"]
+    assert opts["vox2_folder"] is None and opts["train_sets"] == ["vox1_dev"]
+    prepare_voxceleb(tmp_path / "p", vox1_tree, opts["vox2_folder"], opts["train_sets"], "O", NO_HOLDOUT)
+    assert len(read_manifest(tmp_path / "p" / "train.csv")) == 10
+    with pytest.raises(DataError, match=r"vox2_dev training needs the VoxCeleb2 root.*train_sets: \[vox1_dev\]"):
+        prepare_voxceleb(tmp_path / "q", vox1_tree, None, ["vox2_dev"], "O", NO_HOLDOUT)

@@ -138,9 +138,11 @@ def prepare_voxceleb(save_folder, vox1_folder=None, vox2_folder=None, train_sets
     if unknown:
         raise ValueError(f"unknown VoxCeleb training set(s) {sorted(unknown)}; use vox1_dev, vox2_dev")
     if ("vox1_dev" in train_sets or trial_list) and not vox1_folder:
-        raise ValueError("vox1_folder is required for vox1_dev training or VoxCeleb1 trials")
+        raise DataError(save_folder, "VoxCeleb1 is needed for vox1_dev training or VoxCeleb1 trials: give its root "
+                                     "(--data_folder DIR / --vox1 DIR)")
     if "vox2_dev" in train_sets and not vox2_folder:
-        raise ValueError("vox2_folder is required for vox2_dev training")
+        raise DataError(save_folder, "vox2_dev training needs the VoxCeleb2 root (--vox2_folder DIR / --vox2 DIR); "
+                                     "to train on VoxCeleb1 alone: --corpus_options \"{train_sets: [vox1_dev]}\"")
 
     vox1_dev, vox1_all = [], {}
     if vox1_folder:
