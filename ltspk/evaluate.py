@@ -24,7 +24,7 @@ from ltspk.embed import cached_embeddings, embed_manifest, labels_of, model_fing
 from ltspk.embeddings_io import save_arrays, save_embeddings
 from ltspk.errors import DataError, LtspkError
 from ltspk.metrics import shot_group_accuracy, verification_metrics
-from ltspk.records import Record, rebuild_results, stage_document, sweep_records
+from ltspk.records import Record, rebuild_results, results_table, stage_document, sweep_records
 from ltspk.scoring import EmbeddingTable, as_norm, cosine_trial_scores, speaker_means
 
 log = logging.getLogger(__name__)
@@ -258,6 +258,7 @@ def evaluate(experiment, out=None, progress=True):
     and ``results.md``; return the run's collected results (``ltspk.records.collect``)."""
     h, brain, prepared = experiment.hparams, experiment.brain, experiment.prepared
     run_dir = Path(out or h["output_folder"])
+    progress = progress and not getattr(brain, "noprogressbar", False)  # --noprogressbar silences ours too
     require_validation(prepared, [t.param for t, _ in tunable_grids(brain.head, h).values()], "evaluation")
     model_hash = model_fingerprint(brain)
     cache = run_dir / "cache"
@@ -276,6 +277,7 @@ def evaluate(experiment, out=None, progress=True):
             shutil.copyfile(counts, tmp / "counts.json")
         write_json(tmp / "records.json", stage_document(STAGE, records, run_info(experiment, model_hash), failures))
     res = rebuild_results(run_dir)
+    log.info("results of %s:\n%s", run_dir, results_table(res))
     if failures:
         raise EvaluationError("evaluation step(s) failed: " + "; ".join(f"{k}: {v}" for k, v in failures.items())
                               + f" (the other results are in {run_dir / 'results.json'})")

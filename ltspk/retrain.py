@@ -29,6 +29,7 @@ STAGE = "stage2"
 def run_stage2(exp, out=None, progress=True):
     h, brain, prepared = exp.hparams, exp.brain, exp.prepared
     run_dir = Path(out or h["output_folder"])
+    progress = progress and not getattr(brain, "noprogressbar", False)
     head = brain.head.eval()
     if not has_rows(prepared / "spkid_test.csv"):
         raise ValueError(f"{prepared / 'spkid_test.csv'} has no utterances: stage 2 needs a speaker-ID test split")

@@ -47,8 +47,9 @@ def one(res, task, family, role="headline", **params):
 
 def test_train_resume_evaluate(tmp_path):
     out = tmp_path / "run"
-    r = run("train.py", "demo_tde.yaml", out, "--number_of_epochs", "1")
+    r = run("train.py", "demo_tde.yaml", out, "--number_of_epochs", "1", "--noprogressbar")
     assert "SYNTHETIC corpus" in r.stdout
+    assert "embeddings:" not in r.stderr  # --noprogressbar silences ltspk's embedding bars too
     res = records(out)
     assert res["run"]["synthetic"] and res["run"]["head"] == "CausalNormHead" and res["run"]["seed"] == 1986
     assert json.loads((out / "results.json").read_text())["schema_version"] == 2
