@@ -104,3 +104,41 @@ def run_folder_argument(argv):
             raise HparamsError(f"{argv[0]}: a folder was given, but it holds no hyperparams.yaml (not a training run?)")
         argv[0] = str(saved)
     return argv
+
+
+MAIN_KEYS = {
+    "data_folder": "corpus root (VoxCeleb1 root, CN-Celeb root, LibriSpeech root, or one folder per speaker)",
+    "output_folder": "run folder: checkpoints, results.json / results.md, evaluation/, stage2/",
+    "prepared_folder": "manifests and counts (default <output_folder>/prepared; share one between runs)",
+    "seed": "drives the split, the sub-sampling, the initialisation, the crops and the shuffle order",
+    "prep_options": "hold-outs, imbalance factor, shot thresholds, e.g. \"{imbalance_factor: 20}\"",
+    "corpus_options": "corpus-specific: trial list, training sets, verification speakers, session pattern",
+    "classifier": "the head: AAMHead, CausalNormHead, CosineHead, SoftmaxHead, with la_tau for the LA loss",
+    "sampler": "null (shuffle) | instance | class | sqrt | progressive",
+    "loss": "ce | focal",
+    "number_of_epochs": "training epochs",
+    "train_dataloader_options": "batch_size, num_workers, ...",
+    "posthoc_la_taus": "post-hoc logit-adjustment grid, chosen on spkid_valid",
+    "tde_alphas": "TDE grid (CausalNorm), chosen on spkid_valid",
+    "eval_batch_size": "batch size of embedding extraction (1: independent of batching)",
+    "score_norm": "null | asnorm (adaptive s-norm)",
+    "precision": "fp32 | bf16 | fp16 (SpeechBrain run option)",
+}
+
+
+def help_requested(argv, doc):
+    """Print a recipe's description and its main hparams keys when -h/--help is asked, then
+    SpeechBrain's run options; return whether it was asked (the recipe then exits)."""
+    if not ({"-h", "--help"} & set(argv)):
+        return False
+    print(doc.strip(), "\nMain hparams keys (any key of the YAML can be overridden: --key VALUE):\n")
+    for key, text in MAIN_KEYS.items():
+        print(f"  --{key:<26} {text}")
+    print("\nSpeechBrain run options (--device, --precision, --noprogressbar, --distributed_launch, ...):")
+    import speechbrain as sb
+
+    try:
+        sb.parse_arguments(["--help"])
+    except SystemExit:
+        pass
+    return True

@@ -31,6 +31,10 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    from ltspk.hparams import help_requested
+
+    if help_requested(sys.argv[1:], __doc__):
+        sys.exit(0)
     try:
         main(sys.argv[1:])
     except (LtspkError, RuntimeError) as e:

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -29,3 +31,14 @@ def test_cli_errors_are_one_line(tmp_path):
     assert "error:" in r.stderr and "no VoxCeleb1 audio" in r.stderr and "Traceback" not in r.stderr
     r = run("recipes/summary.py", str(tmp_path))
     assert r.returncode != 0 and "counts.json: file not found" in r.stderr
+
+
+@pytest.mark.parametrize("script", ["evaluate.py", "retrain_classifier.py"])
+def test_recipe_help_describes_the_recipe_and_its_keys(script):
+    from ltspk.hparams import MAIN_KEYS, known_keys
+
+    assert set(MAIN_KEYS) <= known_keys()
+    r = subprocess.run([sys.executable, str(ROOT / "recipes" / script), "--help"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and "Main hparams keys" in r.stdout and "--tde_alphas" in r.stdout
+    assert "RUN_DIR" in r.stdout.splitlines()[2] and "--noprogressbar" in r.stdout
