@@ -42,3 +42,9 @@ def test_recipe_help_describes_the_recipe_and_its_keys(script):
                        timeout=120)
     assert r.returncode == 0 and "Main hparams keys" in r.stdout and "--tde_alphas" in r.stdout
     assert "RUN_DIR" in r.stdout.splitlines()[2] and "--noprogressbar" in r.stdout
+
+
+def test_no_torchvision_notice_once_ltspk_is_imported_first():
+    code = "import ltspk, speechbrain.utils.train_logger"  # the notice comes from SpeechBrain's train_logger
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "torchvision" not in r.stderr
