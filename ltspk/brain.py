@@ -24,12 +24,16 @@ What the hparams may add, each off unless its key is set:
   after validation with these figures in its meta, and ``ckpt_min_key`` / ``ckpt_max_key``
   keep the best one as SpeechBrain does (``save_and_keep_only(min_keys=...)``);
   ``ckpt_average_last: N`` keeps the last N epochs' checkpoints for averaging.
+- ``pretrained_embedder`` (``ltspk.pretrained``): the embedding model's parameters in their own
+  optimiser group(s), at ``embedder_lr_scale`` times the learning rate of the rest; the scale is
+  re-applied after every schedule update (SpeechBrain's schedulers set every group to one value).
 """
 
 import speechbrain as sb
 import torch
 from speechbrain.utils.checkpoints import mark_as_loader, register_checkpoint_hooks
 
+from ltspk import pretrained
 from ltspk import schedulers as sched_kinds
 from ltspk.errors import LtspkError
 
@@ -146,8 +150,46 @@ class SpeakerBrain(sb.core.Brain):
     def lr_schedule(self):
         return getattr(self.hparams, "lr_annealing", None)
 
+    @property
+    def embedder_lr_scale(self):
+        """The embedding model's share of the learning rate when fine-tuning, else None (one group)."""
+        options = pretrained.finetune_options(self.hparams)
+        return None if options is None else options[1]
+
+    def init_optimizers(self):
+        """SpeechBrain's single optimiser over every parameter; when fine-tuning a pretrained
+        embedder, with the embedding model's parameters in their own group(s) at its lr scale."""
+        scale = self.embedder_lr_scale
+        if scale is None or self.opt_class is None:
+            return super().init_optimizers()
+        groups = pretrained.param_groups(self.modules, self.modules["embedding_model"], scale,
+                                         split_vectors=self.remove_vector_weight_decay)
+        self.optimizer = self.opt_class(groups)
+        pretrained.apply_lr_scales(self.optimizer)
+        self.optimizers_dict = {"opt_class": self.optimizer}
+        if self.checkpointer is not None:
+            self.checkpointer.add_recoverable("optimizer", self.optimizer)
+
+    def _rescale_lr(self):
+        """Re-apply the embedder's lr scale after the schedule set every group to one lr."""
+        if self.embedder_lr_scale is not None:
+            pretrained.apply_lr_scales(self.optimizer)
+
     def on_fit_start(self):
-        super().on_fit_start()  # wraps, makes the optimiser, recovers the latest checkpoint
+        try:
+            super().on_fit_start()  # wraps, makes the optimiser, recovers the latest checkpoint
+        except ValueError as e:
+            if "parameter group" not in str(e):
+                raise
+            raise HparamsError(
+                f"the latest checkpoint's optimiser has other parameter groups than this run's ({e}): a run started "
+                "with pretrained_embedder (the embedder in its own group) resumes only with it set, one started "
+                "without it only without it; keep the setting the run started with, or use another output_folder"
+            ) from None
+        scale = self.embedder_lr_scale
+        if scale is not None and self.optimizer is not None:
+            pretrained.set_lr_scale(self.optimizer, scale)  # the configured scale over a checkpoint's
+            pretrained.apply_lr_scales(self.optimizer)
         self._lr_kind = sched_kinds.schedule_kind(self.lr_schedule)
         for schedule in (self.lr_schedule, getattr(self.hparams, "margin_schedule", None)):
             if schedule is not None and hasattr(schedule, "set_steps_per_epoch") and self.steps_per_epoch:
@@ -171,6 +213,7 @@ class SpeakerBrain(sb.core.Brain):
             schedule(self.optimizer, self.optimizer_step)
         else:
             schedule(self.optimizer)
+        self._rescale_lr()
 
     # ---- stages -------------------------------------------------------------------------------
 
@@ -217,7 +260,10 @@ class SpeakerBrain(sb.core.Brain):
             old_lr = new_lr = self.optimizer.param_groups[0]["lr"]
         if kind in (sched_kinds.EPOCH, sched_kinds.VALID_METRIC, sched_kinds.PLATEAU):
             sb.nnet.schedulers.update_learning_rate(self.optimizer, new_lr)
+            self._rescale_lr()
         meta = {"epoch": epoch, "lr": old_lr}
+        if self.embedder_lr_scale is not None:
+            meta["lr_embedder"] = old_lr * self.embedder_lr_scale
         if getattr(self.hparams, "margin_schedule", None) is not None:
             meta["margin"] = self.head.margin
         self.hparams.train_logger.log_stats(stats_meta=meta, train_stats={"loss": train_loss}, valid_stats=valid)

@@ -10,7 +10,9 @@ Sources (``load_embedder``):
 
 - ``run:DIR`` (or a DIR with ``hyperparams.yaml`` and ``save/``): an ltspk training run. Only
   the embedding modules of its ``hyperparams.yaml`` are built (``compute_features``,
-  ``mean_var_norm``, ``embedding_model``) and restored from its latest checkpoint.
+  ``mean_var_norm``, ``embedding_model``) and restored from the checkpoint its evaluation uses
+  (``run_checkpoints``: the mean of the last ``ckpt_average_last`` epochs, or the best by
+  ``ckpt_min_key`` / ``ckpt_max_key``, or the latest).
 - ``speechbrain:DIR`` (or a DIR with ``hyperparams.yaml`` and ``embedding_model.ckpt``): a
   SpeechBrain model folder on disk in the layout of ``spkrec-ecapa-voxceleb`` (ltspk's own
   export is one), loaded with ``EncoderClassifier.from_hparams(source=DIR, savedir=DIR)``
@@ -113,16 +115,23 @@ class _ModuleEmbedder(Embedder):
         return self._fp
 
 
-def _embedding_modules_yaml(yaml_text, source):
-    """The YAML of only the embedding modules (and sample_rate) of a training or model YAML,
-    references resolved: building it runs nothing else the file declares."""
+def _resolved_doc(yaml_text, source):
+    """A training or model YAML, references resolved, as a round-trip document (nothing built)."""
     from hyperpyyaml import resolve_references
     from ruamel.yaml import YAML
 
     try:
-        doc = YAML().load(resolve_references(yaml_text, {}).getvalue())
+        return YAML().load(resolve_references(yaml_text, {}).getvalue()) or {}
     except Exception as e:  # noqa: BLE001 (any YAML error: name the file)
         raise DataError(source, f"cannot read the YAML ({type(e).__name__}: {e})") from None
+
+
+def _embedding_modules_yaml(yaml_text, source):
+    """The YAML of only the embedding modules (and sample_rate) of a training or model YAML,
+    references resolved: building it runs nothing else the file declares."""
+    from ruamel.yaml import YAML
+
+    doc = _resolved_doc(yaml_text, source)
     missing = [k for k in EMBEDDING_MODULES if k not in (doc or {})]
     if missing:
         raise DataError(source, f"the YAML lacks {missing}: not an ltspk run or a speaker model")
@@ -131,31 +140,60 @@ def _embedding_modules_yaml(yaml_text, source):
     return buf.getvalue(), int(doc.get("sample_rate", 16000))
 
 
+def run_checkpoints(run_dir):
+    """The checkpoint(s) an ltspk run's evaluation takes its model from, chosen as
+    ``Experiment.recover`` chooses them from the run's ``hyperparams.yaml`` (read, nothing built):
+    the last ``ckpt_average_last`` epoch checkpoints (to average) when that is > 1, else the best by
+    ``ckpt_min_key`` / ``ckpt_max_key``, else the latest. Returns (checkpoints, how, in words)."""
+    from ltspk.brain import epoch_checkpoints
+    from ltspk.checkpoints import AtomicCheckpointer
+
+    path = Path(run_dir)
+    yaml_path, save = path / "hyperparams.yaml", path / "save"
+    if not yaml_path.is_file() or not save.is_dir():
+        raise DataError(path, "not an ltspk run folder: expected hyperparams.yaml and save/ (train first)")
+    doc = _resolved_doc(yaml_path.read_text(encoding="utf-8"), yaml_path)
+    checkpointer = AtomicCheckpointer(save)
+    n_avg, low, high = int(doc.get("ckpt_average_last") or 0), doc.get("ckpt_min_key"), doc.get("ckpt_max_key")
+    if n_avg > 1:
+        found = epoch_checkpoints(checkpointer)[:n_avg]
+        if found:
+            return found, f"mean of the last {len(found)} epoch checkpoints (epochs {[c.meta['epoch'] for c in found]})"
+    if low or high:
+        best = checkpointer.find_checkpoint(min_key=low) if low else checkpointer.find_checkpoint(max_key=high)
+        if best is not None:
+            return [best], f"best checkpoint by {'lowest' if low else 'highest'} {low or high} ({best.path.name})"
+    latest = checkpointer.find_checkpoint()
+    if latest is None:
+        raise DataError(save, "no checkpoint: train this run first")
+    return [latest], f"latest checkpoint ({latest.path.name})"
+
+
 class RunEmbedder(_ModuleEmbedder):
-    """The embedder of an ltspk training run, from its latest checkpoint."""
+    """The embedder of an ltspk training run, from the checkpoint its evaluation uses (``run_checkpoints``)."""
 
     kind = "run"
 
     def __init__(self, run_dir, device="cpu"):
         from hyperpyyaml import load_hyperpyyaml
 
+        from ltspk.averaging import average_into
         from ltspk.checkpoints import AtomicCheckpointer
 
         self.path = Path(run_dir).resolve()
         yaml_path = self.path / "hyperparams.yaml"
-        if not yaml_path.is_file() or not (self.path / "save").is_dir():
-            raise DataError(self.path, "not an ltspk run folder: expected hyperparams.yaml and save/ (train first)")
+        ckpts, self.checkpoint_choice = run_checkpoints(self.path)
         text, self.sample_rate = _embedding_modules_yaml(yaml_path.read_text(encoding="utf-8"), yaml_path)
         modules = load_hyperpyyaml(text)
-        ckpt = AtomicCheckpointer(self.path / "save", recoverables={
+        checkpointer = AtomicCheckpointer(self.path / "save", recoverables={
             "embedding_model": modules["embedding_model"], "normalizer": modules["mean_var_norm"]})
         try:
-            found = ckpt.recover_if_possible()
-        except (RuntimeError, KeyError, FileNotFoundError) as e:
+            checkpointer.load_checkpoint(ckpts[0])  # the latest of them: normaliser (and the model unless averaged)
+            if len(ckpts) > 1:
+                average_into(modules, ckpts, names=("embedding_model",))
+        except (RuntimeError, KeyError, FileNotFoundError, ValueError) as e:
             raise DataError(self.path / "save", f"checkpoint does not fit the run's model ({e})") from None
-        if found is None:
-            raise DataError(self.path / "save", "no checkpoint: train this run first")
-        self.checkpoint = str(found.path)
+        self.checkpoint = str(ckpts[0].path)
         super().__init__(modules, device)
 
     def spec(self):

@@ -4,8 +4,7 @@ Pipeline (``enrol``; ``add_speakers`` runs the same on old + new speakers):
 
 1. List the data: a speaker-folder corpus (``ltspk.data.folder``), a manifest CSV, or a prepared
    corpus folder (its train / spkid_valid / spkid_test manifests together). Unreadable files and
-   files shorter than the embedder's minimum are listed and left out. ``imbalance_factor``
-   optionally sub-samples to an exponential long tail (``ltspk.data.longtail``).
+   files shorter than the embedder's minimum are listed and left out.
 2. Embed every file (resampled to the embedder's rate, length-sorted batches), reusing cached
    embeddings keyed per file (path, segment, size, mtime) under a source key (embedder
    fingerprint, sample rate, ``max_seconds``, ``batch_size``): the model folder's own
@@ -16,9 +15,13 @@ Pipeline (``enrol``; ``add_speakers`` runs the same on old + new speakers):
    than test + valid + 1 recordings is enrolled whole and not evaluated (listed). Impostor
    speakers (``impostors``: a number, a fraction or names) are never enrolled; sorted by a
    seeded hash, alternate ones serve validation (threshold choice) and test (open-set figures).
+   ``imbalance_factor`` then sub-samples the enrolled recordings only to an exponential long tail
+   (``ltspk.data.longtail``; held-out and impostor recordings are all kept), as ``recipes/prepare.py``
+   does for training: a balanced test, a long-tailed enrolment.
    Shot groups come from the enrolled counts (``ShotThresholds``, default > 100 / < 20, or quantiles).
-4. Fit on the enrolled embeddings (``FAMILIES``), every setting chosen on validation accuracy
-   (ties: the least adjustment): ``linear`` (softmax regression, instance sampling), ``NCM``
+4. Fit on the enrolled embeddings, centred on their mean (``FAMILIES``), every setting chosen on
+   validation accuracy (ties: the least adjustment): ``linear`` (softmax regression, instance
+   sampling, trained to convergence: ``ENROL_LINEAR``), ``NCM``
    (cosine to centred class means, ``ltspk.decoupled.ncm``), ``posthoc_la`` (tau), ``la_loss``
    (tau), ``cRT`` (class-balanced re-training, as ``ltspk.decoupled.crt``), ``tau_norm``
    (power, on ``linear``'s weights), ``LWS`` (``ltspk.decoupled.lws`` on ``linear``). Each is
@@ -210,6 +213,15 @@ def read_cache(path, source):
 
 
 def write_cache(path, source, keys, emb):
+    """Write ``keys`` / ``emb`` to the cache file, keeping the entries it already holds for the same
+    source (embedder and settings) that are not among ``keys``; a file of another source is replaced."""
+    keys = [str(k) for k in keys]
+    emb = np.asarray(emb, np.float32)
+    new = set(keys)
+    old = {k: v for k, v in read_cache(path, source).items() if k not in new}
+    if old:
+        keys = keys + list(old)
+        emb = np.concatenate([emb.reshape(len(new), -1), np.stack(list(old.values()))])
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, source=np.asarray(json.dumps(source, sort_keys=True)), utt_keys=np.asarray(keys, dtype=str),
@@ -265,6 +277,18 @@ def resolve_impostors(spec, speakers, seed):
     return names
 
 
+def longtail_enrolment(rows, settings, impostors):
+    """Hold out first, then sub-sample: (rows, roles) where every speaker's test and validation
+    recordings (``assign_roles`` on all of ``rows``) and the impostors' recordings are kept, and the
+    enrolled recordings are sub-sampled to an exponential long tail of ``imbalance_factor``
+    (``ltspk.data.longtail.longtail_subsample``, seeded by ``seed``)."""
+    roles, _ = assign_roles(rows, settings, set(impostors))
+    kept = {u.ID for u in longtail_subsample([u for u, r in zip(rows, roles) if r == "enrol"],
+                                            settings.imbalance_factor, settings.seed)}
+    pairs = [(u, r) for u, r in zip(rows, roles) if r != "enrol" or u.ID in kept]
+    return [u for u, _ in pairs], [r for _, r in pairs]
+
+
 def assign_roles(rows, settings, impostors):
     """Role per row: enrol, valid, test, impostor_valid or impostor_test; and the speakers too
     small to hold out from. Each speaker's draw is seeded by (seed, speaker) alone."""
@@ -299,7 +323,7 @@ def assign_roles(rows, settings, impostors):
 
 @dataclass
 class Scorer:
-    """logits = l2n(x - mu) W^T + b (mu = 0 for the linear classifiers)."""
+    """logits = l2n(x - mu) W^T + b (mu: the enrolment mean, for every method)."""
 
     mu: np.ndarray
     W: np.ndarray
@@ -349,12 +373,23 @@ def ncm_scorer(x, y, n_classes):
     return Scorer(mean.numpy(), F.normalize(cent, dim=1).numpy(), np.zeros(n_classes, np.float32))
 
 
+# The linear classifiers here are trained to convergence: a pretrained embedder's embeddings are not
+# centred (resemblyzer's lie in a narrow cone), and with ltspk.decoupled's stage-2 setting (lr 0.2,
+# 500 steps) on raw embeddings the instance-sampled classifier did not fit its own enrolment data
+# (0% training accuracy on few-shot speakers on DSPSpeech-20), which is an optimisation failure, not
+# the long tail. Embeddings are centred on the enrolment mean (as NCM centres them) and trained with
+# lr 1.0 for at least 2,000 steps: 5,000 or 20,000 steps give the same classifiers' accuracy.
+ENROL_LINEAR = {"lr": 1.0, "min_steps": 2000}
+
+
 def fit_methods(xe, ye, xv, yv, counts, settings):
-    """{family: (Scorer, chosen params, validation accuracy per setting)}."""
-    n, dim = len(counts), xe.shape[1]
-    zero = np.zeros(dim, np.float32)
+    """{family: (Scorer, chosen params, validation accuracy per setting)}. Every classifier scores
+    l2n(x - mu) with mu the enrolment mean (``ncm_scorer``'s)."""
+    n = len(counts)
+    mu = np.asarray(xe, np.float32).mean(0)
+    xe_c, xv_c = np.asarray(xe, np.float32) - mu, np.asarray(xv, np.float32) - mu
     log_prior = log_priors(counts).numpy()
-    lin_opts = {"seed": settings.seed, **settings.linear_options}
+    lin_opts = {"seed": settings.seed, **ENROL_LINEAR, **settings.linear_options}
 
     def acc(logits):
         return float((np.asarray(logits).argmax(1) == yv).mean())
@@ -364,25 +399,25 @@ def fit_methods(xe, ye, xv, yv, counts, settings):
         return choose_on_validation(scores, tunable.neutral), scores
 
     out = {}
-    W, b = train_linear(xe, ye, n, q=1.0, **lin_opts)
-    linear = Scorer(zero, W, b)
+    W, b = train_linear(xe_c, ye, n, q=1.0, **lin_opts)
+    linear = Scorer(mu, W, b)
     out["linear"] = (linear, {}, {})
     out["NCM"] = (ncm_scorer(xe, ye, n), {}, {})
     z_v = linear.logits(xv)
     tau, s = sweep(POSTHOC_LA, POSTHOC_LA.grid, lambda t: z_v - t * log_prior)
-    out["posthoc_la"] = (Scorer(zero, W, (b - tau * log_prior).astype(np.float32)), {POSTHOC_LA.param: tau}, s)
+    out["posthoc_la"] = (Scorer(mu, W, (b - tau * log_prior).astype(np.float32)), {POSTHOC_LA.param: tau}, s)
     fits = {0.0: (W, b)}
     for t in LA_LOSS.grid:
         if t:
-            fits[float(t)] = train_linear(xe, ye, n, q=1.0, la_tau=t, log_prior=log_prior, **lin_opts)
-    tau, s = sweep(LA_LOSS, LA_LOSS.grid, lambda t: Scorer(zero, *fits[t]).logits(xv))
-    out["la_loss"] = (Scorer(zero, *fits[tau]), {LA_LOSS.param: tau}, s)
-    out["cRT"] = (Scorer(zero, *train_linear(xe, ye, n, q=0.0, **lin_opts)), {}, {})
-    p, s = sweep(TAU_NORM, TAU_NORM.grid, lambda p: tau_normalized_logits(W, xv, p).numpy())
+            fits[float(t)] = train_linear(xe_c, ye, n, q=1.0, la_tau=t, log_prior=log_prior, **lin_opts)
+    tau, s = sweep(LA_LOSS, LA_LOSS.grid, lambda t: Scorer(mu, *fits[t]).logits(xv))
+    out["la_loss"] = (Scorer(mu, *fits[tau]), {LA_LOSS.param: tau}, s)
+    out["cRT"] = (Scorer(mu, *train_linear(xe_c, ye, n, q=0.0, **lin_opts)), {}, {})
+    p, s = sweep(TAU_NORM, TAU_NORM.grid, lambda p: tau_normalized_logits(W, xv_c, p).numpy())
     wn = W / np.maximum(np.linalg.norm(W, axis=1, keepdims=True), 1e-12) ** p
-    out["tau_norm"] = (Scorer(zero, wn.astype(np.float32), np.zeros(n, np.float32)), {TAU_NORM.param: p}, s)
+    out["tau_norm"] = (Scorer(mu, wn.astype(np.float32), np.zeros(n, np.float32)), {TAU_NORM.param: p}, s)
     scale = lws(linear.logits(xe), ye, seed=settings.seed, **settings.lws_options)
-    out["LWS"] = (Scorer(zero, (W * scale[:, None]).astype(np.float32), (b * scale).astype(np.float32)), {}, {})
+    out["LWS"] = (Scorer(mu, (W * scale[:, None]).astype(np.float32), (b * scale).astype(np.float32)), {}, {})
     return out
 
 
@@ -426,10 +461,16 @@ def _impostor_scores(z_known, y_known, z_imp, temperature, by):
 # ---------------------------------------------------------------------------------- enrolment
 
 
-def build(rows, keys, emb, settings, embedder_info, impostors):
-    """Fit everything on (rows, embeddings): the model document, its arrays and the report."""
+def build(rows, keys, emb, settings, embedder_info, impostors, roles=None):
+    """Fit everything on (rows, embeddings): the model document, its arrays and the report.
+    ``roles`` (one per row) when the split was made already (``longtail_enrolment``, or a saved
+    enrolment's); else ``assign_roles``."""
     t0 = time.perf_counter()
-    roles, too_small = assign_roles(rows, settings, set(impostors))
+    if roles is None:
+        roles, too_small = assign_roles(rows, settings, set(impostors))
+    else:
+        held = {u.spk_id for u, r in zip(rows, roles) if r in ("test", "valid")}
+        too_small = sorted({u.spk_id for u, r in zip(rows, roles) if r == "enrol"} - held)
     roles = np.asarray(roles)
     enrolled = sorted({u.spk_id for u, r in zip(rows, roles) if r == "enrol"})
     if len(enrolled) < 2:
@@ -559,13 +600,14 @@ def enrol(embedder, data, out, settings=None, cache=None, progress=False):
     settings = (settings or EnrolSettings()).check()
     t0 = time.perf_counter()
     rows, bad = list_rows(data, embedder.min_seconds, progress)
-    if settings.imbalance_factor:
-        rows = sorted(longtail_subsample(rows, settings.imbalance_factor, settings.seed), key=lambda u: (u.spk_id, u.ID))
     impostors = resolve_impostors(settings.impostors, [u.spk_id for u in rows], settings.seed)
+    roles = None
+    if settings.imbalance_factor:
+        rows, roles = longtail_enrolment(rows, settings, impostors)
     caches = [Path(out) / "arrays.npz"] + ([Path(cache)] if cache else [])
     keys, emb, n_new = cached_embed(embedder, rows, settings, caches, progress)
     t_emb = time.perf_counter() - t0
-    info, arrays, report = build(rows, keys, emb, settings, _embedder_info(embedder, settings), impostors)
+    info, arrays, report = build(rows, keys, emb, settings, _embedder_info(embedder, settings), impostors, roles)
     report.update(data=str(data), bad_files=[f"{p}: {why}" for p, why in bad], files_embedded=n_new,
                   seconds_embedding=t_emb)
     save_model(out, info, arrays, report, cache)
@@ -683,8 +725,12 @@ def add_speakers(model_dir, data, embedder=None, progress=False, cache=None):
     rows = [(old_rows + new_rows)[i] for i in order]
     keys = [(keys_old + keys_new)[i] for i in order]
     emb = np.concatenate([emb_old, emb_new])[order]
-    info, arrays, report = build(rows, keys, emb, settings, _embedder_info(embedder, settings),
-                                 list(settings.impostors or []))
+    impostors = list(settings.impostors or [])
+    # the old speakers keep their saved split (made before any long-tail sub-sampling); the new ones
+    # are split as enrol splits them (per speaker, seeded by seed and speaker alone)
+    roles_all = [str(r) for r in model.arrays["utt_roles"]] + assign_roles(new_rows, settings, set(impostors))[0]
+    roles = [roles_all[i] for i in order]
+    info, arrays, report = build(rows, keys, emb, settings, _embedder_info(embedder, settings), impostors, roles)
     report.update(data=str(data), bad_files=[f"{p}: {why}" for p, why in bad],
                   files_embedded=n_new, added_speakers=sorted({u.spk_id for u in new_rows}))
     save_model(model_dir, info, arrays, report, cache)

@@ -8,7 +8,9 @@ are prepared.
 Optional keys (absent: the behaviour of every earlier run): ``sentence_len`` (SpeechBrain's
 name for the training crop; ``crop_seconds`` in older files), ``compute_cost``,
 ``wav_augment``, ``valid_during_training`` (+ ``valid_dataloader_options``), ``ckpt_min_key`` /
-``ckpt_max_key``, ``ckpt_average_last``, ``margin_schedule`` (``ltspk.brain`` says what each does).
+``ckpt_max_key``, ``ckpt_average_last``, ``margin_schedule`` (``ltspk.brain`` says what each does),
+``pretrained_embedder`` + ``embedder_lr_scale`` (fine-tuning from a pretrained embedder:
+``ltspk.pretrained``; the weights are loaded by ``Experiment.fit`` when training starts from scratch).
 """
 
 import inspect
@@ -87,6 +89,9 @@ def check_training_options(hparams):
         raise HparamsError(f"lr_annealing {type(hparams['lr_annealing']).__name__} anneals on the validation loss: "
                          "set valid_during_training: True")
     augmenter_of(hparams)  # refuses wav_augment and augment both set
+    from ltspk.pretrained import finetune_options
+
+    finetune_options(hparams)  # refuses an embedder_lr_scale that is not a number >= 0
     head = getattr(hparams.get("classifier"), "func", hparams.get("classifier"))
     if hparams.get("margin_schedule") is not None and "margin" not in inspect.signature(head).parameters:
         raise HparamsError(f"margin_schedule is set but the head {head.__name__} has no margin (AAMHead has): "
@@ -114,6 +119,7 @@ class Experiment:
         self.hparams = hparams
         check_training_options(hparams)
         crop_seconds(hparams)
+        self.check_pretrained()
         self.prepared = prepare_data(hparams)
         require_training_data(self.prepared / "train.csv")
         self.counts_info = load_counts(self.prepared / "counts.json")
@@ -211,7 +217,37 @@ class Experiment:
             opts["shuffle"] = False
         return opts
 
+    def check_pretrained(self):
+        """When fine-tuning a run that has no checkpoint yet: refuse a pretrained embedder that is
+        missing or does not fit the configured embedding model, before the data are prepared."""
+        from ltspk.pretrained import check_pretrained_embedder, finetune_options
+
+        options = finetune_options(self.hparams)
+        save = Path(self.hparams["save_folder"])
+        if options is None or (save.is_dir() and AtomicCheckpointer(save).find_checkpoint() is not None):
+            return None
+        return check_pretrained_embedder(self.hparams["embedding_model"], options[0])
+
+    def init_from_pretrained(self):
+        """Load ``pretrained_embedder``'s embedding model into this run's when fine-tuning and training
+        starts from scratch (no checkpoint to resume: a resumed run continues from its own weights).
+        Returns what was loaded, or None."""
+        from ltspk.pretrained import finetune_options, load_pretrained_embedder
+
+        options = finetune_options(self.hparams)
+        if options is None:
+            return None
+        ckpt = self.brain.checkpointer.find_checkpoint()
+        if ckpt is not None:
+            log.info("resuming from %s: the embedding model is the checkpoint's (pretrained_embedder is only "
+                     "loaded when training starts from scratch)", ckpt.path)
+            return None
+        what = load_pretrained_embedder(self.modules["embedding_model"], options[0])
+        log.info("fine-tuning %s, at %g x the learning rate of the head", what, options[1])
+        return what
+
     def fit(self):
+        self.init_from_pretrained()
         train_set = self.train_set()
         opts = self.train_loader_kwargs(train_set)
         world = int(os.environ.get("WORLD_SIZE", 1)) if self.brain.distributed_launch else 1
@@ -285,11 +321,10 @@ def trained_experiment(argv):
     (``HPARAMS [--run_opts] [--overrides]``), build the experiment and restore its latest
     checkpoint, refusing one of another configuration or label encoder (``CheckpointMismatch``).
     Returns (experiment, hparams file, overrides)."""
-    from hyperpyyaml import load_hyperpyyaml
+    from ltspk.hparams import load_hparams
 
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    with open(hparams_file, encoding="utf-8") as f:
-        hparams = load_hyperpyyaml(f, overrides)
+    hparams = load_hparams(hparams_file, overrides)
     exp = Experiment(hparams, run_opts)
     exp.recover()
     return exp, hparams_file, overrides

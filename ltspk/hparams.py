@@ -55,12 +55,18 @@ def referenced_keys(text):
 
 def load_hparams(hparams_file, overrides=None):
     """The loaded hparams dict; ``HparamsError`` for unknown keys or impossible numbers."""
+    import io
+
     from hyperpyyaml import load_hyperpyyaml
 
+    from ltspk.pretrained import with_finetune_keys
+
     path = Path(hparams_file)
-    text = path.read_text(encoding="utf-8")
+    text = with_finetune_keys(path.read_text(encoding="utf-8"), overrides)  # --pretrained_embedder on any file
+    stream = io.StringIO(text)
+    stream.name = str(path)  # hyperpyyaml resolves !include: paths against it
     try:
-        hparams = load_hyperpyyaml(text, overrides)
+        hparams = load_hyperpyyaml(stream, overrides)
     except KeyError as e:
         m = re.match(r"Override '([^']+)' not found in: \[(.*)\]", str(e.args[0]) if e.args else "")
         if not m:

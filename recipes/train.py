@@ -10,6 +10,16 @@ for the latest checkpoint, or the best one by validation (ckpt_min_key / ckpt_ma
 average of the last N epochs' (ckpt_average_last) when the hparams choose one.
 One run at a time per output folder (<output_folder>/.ltspk.lock); a checkpoint made under
 another model/head configuration or label encoder is refused, not resumed.
+
+Fine-tuning a pretrained embedder with any head (ltspk/pretrained.py), with any hparams file:
+
+  python recipes/train.py hparams/folder_la.yaml --data_folder DIR --output_folder runs/ft \
+      --pretrained_embedder MODEL_DIR|RUN_DIR [--embedder_lr_scale 0.1]
+
+MODEL_DIR: a SpeechBrain model folder (hyperparams.yaml + embedding_model.ckpt, as
+spkrec-ecapa-voxceleb, or recipes/extract.py --export-model); RUN_DIR: an ltspk run. The
+configured embedding_model must have the pretrained one's shapes (refused, naming the parameter,
+otherwise); the weights are loaded only when training starts from scratch.
 """
 
 import logging
@@ -18,20 +28,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import speechbrain as sb  # noqa: E402
-from hyperpyyaml import load_hyperpyyaml  # noqa: E402
-
-from ltspk.errors import LtspkError  # noqa: E402
+from ltspk.errors import LtspkError  # noqa: E402  (ltspk first: it keeps SpeechBrain's torchvision notice out)
 from ltspk.runlock import RunLock  # noqa: E402
+
+# isort: split
+import speechbrain as sb  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 
 def main(argv):
+    from ltspk.hparams import load_hparams
+
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     sb.utils.distributed.ddp_init_group(run_opts)
-    with open(hparams_file, encoding="utf-8") as f:
-        hparams = load_hyperpyyaml(f, overrides)
+    hparams = load_hparams(hparams_file, overrides)  # unknown keys and impossible numbers refused here
     with RunLock(hparams["output_folder"], enabled=sb.utils.distributed.if_main_process()):
         train(hparams, hparams_file, run_opts, overrides)
 
@@ -41,9 +52,10 @@ def save_hyperparams(hparams_file, overrides, folder):
     from hyperpyyaml import resolve_references
 
     from ltspk.atomic import write_text
+    from ltspk.pretrained import finetune_stream
 
     with open(hparams_file, encoding="utf-8") as f:
-        text = resolve_references(f, overrides).getvalue()
+        text = resolve_references(finetune_stream(f, overrides), overrides).getvalue()
     write_text(Path(folder) / "hyperparams.yaml", f"# Generated from:\n# {Path(hparams_file).resolve()}\n"
                                                   f"# yamllint disable\n{text}")
 
@@ -69,6 +81,10 @@ def train(hparams, hparams_file, run_opts, overrides):
 
 
 if __name__ == "__main__":
+    from ltspk.hparams import help_requested
+
+    if help_requested(sys.argv[1:], __doc__):
+        sys.exit(0)
     try:
         main(sys.argv[1:])
     except LtspkError as e:

@@ -198,7 +198,8 @@ def test_classifiers_reuse_the_decoupled_stage(tmp_path):
                                                             lws_options={"min_steps": 50}))
     lin = fitted["linear"][0]
     p = fitted["tau_norm"][1]["tau_norm_power"]
-    np.testing.assert_allclose(fitted["tau_norm"][0].logits(xv), tau_normalized_logits(lin.W, xv, p).numpy(),
+    np.testing.assert_allclose(lin.mu, x.mean(0), rtol=1e-6)  # every classifier scores l2n(x - enrolment mean)
+    np.testing.assert_allclose(fitted["tau_norm"][0].logits(xv), tau_normalized_logits(lin.W, xv - lin.mu, p).numpy(),
                                rtol=1e-5, atol=1e-6)
     tau = fitted["posthoc_la"][1]["posthoc_tau"]
     log_prior = np.log(np.array(counts) / sum(counts) + 1e-12)
@@ -235,6 +236,41 @@ def test_split_is_per_speaker_and_keeps_small_speakers():
         resolve_impostors(1, ["a", "b", "c"], 0)
     with pytest.raises(DataError, match="not speakers"):
         resolve_impostors("a,zz", ["a", "b", "c", "d"], 0)
+
+
+def test_long_tail_is_drawn_after_the_hold_out():
+    """--imbalance-factor sub-samples the enrolled recordings only: every speaker keeps its test and
+    validation recordings (the split of the full data) and impostors keep all theirs."""
+    from ltspk.data.longtail import longtail_targets
+    from ltspk.data.manifest import Utterance
+    from ltspk.enrolment import EnrolSettings, assign_roles, longtail_enrolment
+
+    spk = [f"s{i}" for i in range(8)]
+    rows = sorted((Utterance(f"{s}/{k:02d}", 1.0, f"/x/{s}/{k}.wav", 0, 16000, s) for s in spk for k in range(30)),
+                  key=lambda u: (u.spk_id, u.ID))
+    s = EnrolSettings(test_per_speaker=5, valid_per_speaker=3, imbalance_factor=10, seed=4)
+    full, _ = assign_roles(rows, s, {"s6", "s7"})
+    kept, roles = longtail_enrolment(rows, s, ["s6", "s7"])
+    before = {u.ID: r for u, r in zip(rows, full)}
+    assert all(before[u.ID] == r for u, r in zip(kept, roles))  # the split is the full data's
+    held = {u.ID for u, r in zip(rows, full) if r != "enrol"}
+    assert held <= {u.ID for u in kept}  # test, validation and impostor recordings all kept
+    enrolled = {x: sum(1 for u, r in zip(kept, roles) if u.spk_id == x and r == "enrol") for x in spk[:6]}
+    assert enrolled == longtail_targets(dict.fromkeys(spk[:6], 22), 10) and enrolled["s5"] == 2
+    assert all(sum(1 for u, r in zip(kept, roles) if u.spk_id == x and r == "test") == 5 for x in spk[:6])
+
+
+def test_embedding_cache_file_accumulates(tmp_path):
+    from ltspk.enrolment import read_cache, write_cache
+
+    src, other = {"embedder": "a"}, {"embedder": "b"}
+    f = tmp_path / "cache.npz"
+    write_cache(f, src, ["k1", "k2"], np.ones((2, 3)))
+    write_cache(f, src, ["k2", "k3"], np.full((2, 3), 2.0))  # another enrolment's files: k1 is kept
+    got = read_cache(f, src)
+    assert sorted(got) == ["k1", "k2", "k3"] and got["k1"][0] == 1 and got["k2"][0] == 2
+    write_cache(f, other, ["k9"], np.zeros((1, 3)))  # another embedder replaces the file
+    assert read_cache(f, src) == {} and sorted(read_cache(f, other)) == ["k9"]
 
 
 # ---------------------------------------------------------------------------------- enrolment
