@@ -29,9 +29,11 @@ def add_options(p):
     g.add_argument("--save", required=True, help="output folder for manifests and counts")
     g.add_argument("--min-utterances", type=int, default=1, help="drop speakers with fewer utterances")
     g.add_argument("--imbalance-factor", type=float, help="long-tail sub-sampling to this max/min ratio")
-    g.add_argument("--holdout", type=int, default=2, help="speaker-ID test utterances per training speaker")
-    g.add_argument("--valid", type=int, default=0,
-                   help="speaker-ID validation utterances per training speaker")
+    g.add_argument("--holdout", type=int, default=2,
+                   help="speaker-ID test utterances per training speaker (default: %(default)s)")
+    g.add_argument("--valid", type=int, default=1,
+                   help="speaker-ID validation utterances per training speaker, where every tuned setting is "
+                        "chosen (default: %(default)s, as the corpus configurations; 0: none, and tuning is refused)")
     g.add_argument("--many-above", type=float, default=100, help="shot group 'many': n > this")
     g.add_argument("--few-below", type=float, default=20, help="shot group 'few': n < this")
     g.add_argument("--quantiles", type=float, nargs=2, metavar=("LOW", "HIGH"),
