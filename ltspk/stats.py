@@ -120,12 +120,16 @@ def over_seeds(values, level=LEVEL):
     return out
 
 
+VERDICT_TOLERANCE = 1e-9  # an interval that touches 0 up to rounding error does not exclude 0
+
+
 def verdict(low, high, higher_is_better=True):
-    """'better', 'worse' or 'within noise' from an interval of a difference (B - A)."""
+    """'better', 'worse' or 'within noise' from an interval of a difference (B - A); an interval
+    whose end is 0 up to floating-point error counts as including 0."""
     if low is None or high is None:
         return "one seed: no interval"
-    if low > 0:
+    if low > VERDICT_TOLERANCE:
         return "better" if higher_is_better else "worse"
-    if high < 0:
+    if high < -VERDICT_TOLERANCE:
         return "worse" if higher_is_better else "better"
     return "within noise"

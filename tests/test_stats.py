@@ -71,6 +71,7 @@ def test_verdict():
     assert verdict(0.5, 2.0) == "better" and verdict(-2.0, -0.1) == "worse" and verdict(-1, 1) == "within noise"
     assert verdict(0.5, 2.0, higher_is_better=False) == "worse"  # an EER difference above 0 is worse
     assert verdict(None, None).startswith("one seed")
+    assert verdict(2.9e-16, 13.9) == "within noise" and verdict(-13.9, -2.9e-16) == "within noise"  # 0 up to rounding
 
 
 def test_pooled_paired_difference_by_hand():

@@ -105,6 +105,15 @@ def test_train_resume_evaluate(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert one(records(out), "speaker_id", "cRT")
 
+    # a failing step (verification with an impossible p_target) is recorded; the others are still written
+    r = subprocess.run([sys.executable, str(ROOT / "recipes" / "evaluate.py"), str(out), "--p_targets", "[2.0]"],
+                       capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                       timeout=600)
+    assert r.returncode != 0 and "evaluation step(s) failed: verification" in r.stderr
+    res = records(out)
+    assert "p_target" in res["failures"]["evaluate: verification"] and one(res, "speaker_id", "plain")
+    assert not [x for x in res["records"] if x.stage == "evaluate" and x.task == "verification"]
+
 
 def find_all(res, family, role):
     from ltspk.records import find
