@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Embeddings of a trained run for any manifest or folder of audio; export a SpeechBrain model folder.
 
-  python recipes/extract.py HPARAMS --output_folder RUN (--manifest CSV | --audio-dir DIR) --out emb.npz [--ark emb.ark]
-  python recipes/extract.py HPARAMS --output_folder RUN --export-model MODEL_DIR
+  python recipes/extract.py RUN_DIR (--manifest CSV | --audio-dir DIR) --out emb.npz [--ark emb.ark]
+  python recipes/extract.py RUN_DIR --export-model MODEL_DIR
+  (or HPARAMS --output_folder RUN_DIR [--data_folder ...] in place of RUN_DIR)
 
 The .npz holds ``ids`` (unicode) and ``embeddings`` (float32 [N, D]), no pickle. MODEL_DIR loads
 with speechbrain.inference.speaker.EncoderClassifier.from_hparams(source=MODEL_DIR).
@@ -39,8 +40,9 @@ def main(argv):
         ap.error("give --export-model, or --out with --manifest or --audio-dir")
     from ltspk.embed import embed_manifest
     from ltspk.experiment import trained_experiment
+    from ltspk.hparams import run_folder_argument
 
-    exp, hparams_file, overrides = trained_experiment(rest)
+    exp, hparams_file, overrides = trained_experiment(run_folder_argument(rest))
     hparams = exp.hparams
     if a.export_model:
         from ltspk.export import export_model_folder

@@ -44,6 +44,19 @@ def test_extract_folder_matches_evaluation_embeddings(trained, tmp_path):
     np.testing.assert_allclose(ark[ids[0]], emb[0], rtol=1e-6)
 
 
+def test_extract_from_a_run_folder_alone(trained, tmp_path):
+    """RUN_DIR instead of HPARAMS --output_folder RUN_DIR: the run's saved hyperparams.yaml."""
+    wav_dir = trained.parent / "corpus" / "voxceleb1" / "wav" / "id10270"
+    r = subprocess.run([sys.executable, str(ROOT / "recipes" / "extract.py"), str(trained), "--audio-dir", str(wav_dir),
+                        "--batch-size", "1", "--out", str(tmp_path / "a.npz")], capture_output=True, text=True,
+                       cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run("extract.py", "demo_tde.yaml", trained, "--audio-dir", str(wav_dir), "--batch-size", "1",
+        "--out", str(tmp_path / "b.npz"))
+    (ids_a, a), (ids_b, b) = load_embeddings(tmp_path / "a.npz"), load_embeddings(tmp_path / "b.npz")
+    assert list(ids_a) == list(ids_b) and np.array_equal(a, b)
+
+
 def test_exported_folder_loads_in_speechbrain(trained, tmp_path):
     model = tmp_path / "model"
     run("extract.py", "demo_tde.yaml", trained, "--export-model", str(model))
