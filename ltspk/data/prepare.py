@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ltspk.atomic import write_json, write_text
-from ltspk.data.audio import probe_many
+from ltspk.data.audio import probe_many, refuse_bad_files
 from ltspk.data.longtail import (
     ShotThresholds,
     filter_min_utterances,
@@ -111,19 +111,11 @@ def finish_preparation(corpus, save_folder, train_entries, verification_entries,
         )
 
     paths = sorted({e.path for e in train_entries} | {e.path for e in verification_entries})
-    infos, bad = probe_many(paths, opts.workers, opts.verify_samples, opts.progress, f"{corpus}: probing audio")
-    short = sorted(p for p, info in infos.items() if info.duration < opts.min_seconds)
-    for p in short:
-        bad.append((p, f"shorter than min_seconds={opts.min_seconds:g} s ({infos.pop(p).duration:.3f} s)"))
-    if short:
-        log.warning("%d file(s) shorter than %g s left out (listed in bad_files.txt), e.g. %s", len(short),
-                    opts.min_seconds, short[0])
-    if bad:
-        for p, why in bad[:20]:
-            log.warning("bad audio file %s: %s", p, why)
-        if opts.on_bad_file == "raise":
-            p, why = bad[0]
-            raise DataError(p, f"{why} ({len(bad)} bad file(s) in all; on_bad_file='skip' reports and goes on)")
+    infos, bad = probe_many(paths, opts.workers, opts.verify_samples, opts.progress, f"{corpus}: probing audio",
+                            min_seconds=opts.min_seconds)
+    for p, why in bad[:20]:
+        log.warning("bad audio file %s: %s", p, why)
+    refuse_bad_files(bad, opts.on_bad_file)
     write_text(save / "bad_files.txt", "".join(f"{p}\t{why}\n" for p, why in bad))
 
     train = _to_utterances(train_entries, infos)
