@@ -181,21 +181,30 @@ def _compare_with(rows, bases):
         if b is None:
             continue
         seeds = sorted(set(row.per_seed) & set(b.per_seed), key=str)
-        cols = ("overall", "few") if row.task == "speaker_id" else ("eer",)
-        for c in cols:
-            diffs = [row.per_seed[s][1].metrics.get(c) - b.per_seed[s][1].metrics.get(c) for s in seeds
-                     if row.per_seed[s][1].metrics.get(c) is not None and b.per_seed[s][1].metrics.get(c) is not None]
-            if not diffs:
-                continue
-            s = over_seeds(diffs)
-            low, high = s["low"], s["high"]
-            if row.task == "speaker_id":
-                boot = pooled_bootstrap([(b.per_seed[x], row.per_seed[x]) for x in seeds], c)
-                if boot:  # the wider of the two: seeds too few for t, or too alike, never narrow it
-                    low = boot[1] if low is None else min(low, boot[1])
-                    high = boot[2] if high is None else max(high, boot[2])
-            row.versus[c] = {"mean": s["mean"], "low": low, "high": high, "n": s["n"],
-                             "verdict": verdict(low, high, higher_is_better=c != "eer")}
+        pairs = [(b.per_seed[x], row.per_seed[x]) for x in seeds]
+        for c in ("overall", "few") if row.task == "speaker_id" else ("eer",):
+            diff = paired_difference(pairs, c, bootstrap=row.task == "speaker_id", higher_is_better=c != "eer")
+            if diff:
+                row.versus[c] = diff
+
+
+def paired_difference(seed_pairs, column, bootstrap=True, higher_is_better=True):
+    """B - A in ``column`` over seeds, from ``[((run_a, rec_a), (run_b, rec_b)), ...]`` (one pair a
+    seed): ``{mean, low, high, n, verdict}`` with the wider of a Student-t interval over the seeds'
+    differences and (``bootstrap``) a speaker bootstrap of their mean pooled over seeds, so that
+    seeds too few for t, or too alike, never narrow it; None when no seed has both figures."""
+    diffs = [b.metrics.get(column) - a.metrics.get(column) for (_, a), (_, b) in seed_pairs
+             if a.metrics.get(column) is not None and b.metrics.get(column) is not None]
+    if not diffs:
+        return None
+    s = over_seeds(diffs)
+    low, high = s["low"], s["high"]
+    boot = pooled_bootstrap(seed_pairs, column) if bootstrap else None
+    if boot:
+        low = boot[1] if low is None else min(low, boot[1])
+        high = boot[2] if high is None else max(high, boot[2])
+    return {"mean": s["mean"], "low": low, "high": high, "n": s["n"],
+            "verdict": verdict(low, high, higher_is_better=higher_is_better)}
 
 
 def pooled_bootstrap(seed_pairs, column):

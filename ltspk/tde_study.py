@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ltspk.comparison import label_runs, pooled_bootstrap
+from ltspk.comparison import label_runs, paired_difference
 from ltspk.errors import DataError
 from ltspk.records import GROUPS
 from ltspk.report import versus_text
-from ltspk.stats import over_seeds, verdict
+from ltspk.stats import over_seeds
 
 MODES = ("plain", "tde", "posthoc_la")
 
@@ -72,15 +72,9 @@ def study(runs):
         pairs = [((r, _one(r, "speaker_id", "plain")), (r, _one(r, "speaker_id", "tde"))) for r in members]
         pairs = [p for p in pairs if p[0][1] and p[1][1]]
         for g in ("few", "overall"):
-            diffs = over_seeds([b[1].metrics[g] - a[1].metrics[g] for a, b in pairs])
-            if diffs is None:
-                continue
-            low, high = diffs["low"], diffs["high"]
-            boot = pooled_bootstrap(pairs, g)
-            if boot:
-                low = boot[1] if low is None else min(low, boot[1])
-                high = boot[2] if high is None else max(high, boot[2])
-            row.tde_gain[g] = {"mean": diffs["mean"], "low": low, "high": high, "verdict": verdict(low, high)}
+            gain = paired_difference(pairs, g)
+            if gain:
+                row.tde_gain[g] = gain
         row.eer = over_seeds([(_one(r, "verification", "cosine") or _Empty).metrics.get("eer") for r in members])
         rows.append(row)
     return rows
