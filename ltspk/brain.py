@@ -338,7 +338,8 @@ class SpeakerBrain(sb.core.Brain):
         self.modules.eval()
         loader = sb.dataio.dataloader.make_dataloader(dataset, batch_size=batch_size, num_workers=num_workers)
         ids, chunks = [], []
-        for batch in tqdm(loader, desc="embeddings", disable=not progress or not sb.utils.distributed.if_main_process()):
+        quiet = not progress or self.noprogressbar or not sb.utils.distributed.if_main_process()
+        for batch in tqdm(loader, desc="embeddings", disable=quiet):
             batch = batch.to(self.device)
             wavs, lens = batch.sig
             with torch.autocast(device_type=self.device.split(":")[0], enabled=False):

@@ -56,12 +56,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ltspk.atomic import atomic_path, read_json, staged_folder, write_json, write_text
+from ltspk.atomic import read_json, staged_folder, write_json, write_text
 from ltspk.calibration import LogisticCalibration, calibrated_metrics
 from ltspk.data.longtail import SHOT_GROUPS, ShotThresholds, longtail_subsample, shot_groups
 from ltspk.data.manifest import Utterance, read_manifest, speaker_counts
 from ltspk.data.samplers import ClassAwareSampler
 from ltspk.decoupled import TAU_NORM, l2n, lws, tau_normalized_logits
+from ltspk.embeddings_io import save_arrays
 from ltspk.errors import DataError
 from ltspk.heads.base import POSTHOC_LA, Tunable, log_priors
 from ltspk.metrics import shot_group_accuracy
@@ -222,10 +223,8 @@ def write_cache(path, source, keys, emb):
     if old:
         keys = keys + list(old)
         emb = np.concatenate([emb.reshape(len(new), -1), np.stack(list(old.values()))])
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, source=np.asarray(json.dumps(source, sort_keys=True)), utt_keys=np.asarray(keys, dtype=str),
-                     embeddings=np.asarray(emb, np.float32))
+    save_arrays(path, source=json.dumps(source, sort_keys=True), utt_keys=np.asarray(keys, dtype=str),
+                embeddings=np.asarray(emb, np.float32))
 
 
 def cached_embed(embedder, rows, settings, caches=(), progress=False):
@@ -497,12 +496,12 @@ def build(rows, keys, emb, settings, embedder_info, impostors, roles=None):
         z_iv = scorer.logits(emb[m["impostor_valid"]]) if m["impostor_valid"].any() else np.zeros((0, len(enrolled)))
         temp = fit_temperature(z_v, yv)
         correct_v = z_v.argmax(1) == yv
-        oscr = {}
+        oscr, imps = {}, {}
         for by in REJECT_BY:
-            imp, _ = _impostor_scores(z_v, yv, z_iv, temp, by)
-            oscr[by] = oscr_auc(reject_scores(z_v, temp, by), correct_v, imp)
+            imps[by] = _impostor_scores(z_v, yv, z_iv, temp, by)
+            oscr[by] = oscr_auc(reject_scores(z_v, temp, by), correct_v, imps[by][0])
         by = settings.reject_by if settings.reject_by != "auto" else max(REJECT_BY, key=lambda b: (oscr[b], b == "prob"))
-        imp, simulated = _impostor_scores(z_v, yv, z_iv, temp, by)
+        imp, simulated = imps[by]
         methods[name] = {"params": params, "valid_accuracy": 100 * float(correct_v.mean()), "temperature": temp,
                          "reject_by": by, "valid_oscr_auc": {k: 100 * v for k, v in oscr.items()},
                          "threshold": far_threshold(imp, settings.target_far), "threshold_impostors":
@@ -522,12 +521,10 @@ def build(rows, keys, emb, settings, embedder_info, impostors, roles=None):
     if m["test"].any():
         xt, yt = emb[m["test"]], y[m["test"]]
         gt = np.asarray([groups[enrolled[c]] for c in yt])
-        z_it_all = {}
         for name, (scorer, _, _) in fitted.items():
             info = methods[name]
             zt = scorer.logits(xt)
             z_it = scorer.logits(emb[m["impostor_test"]]) if m["impostor_test"].any() else np.zeros((0, len(enrolled)))
-            z_it_all[name] = z_it
             closed = shot_group_accuracy(zt.argmax(1), yt, gt)
             ks = reject_scores(zt, info["temperature"], info["reject_by"])
             imp, simulated = _impostor_scores(zt, yt, z_it, info["temperature"], info["reject_by"])
@@ -720,10 +717,10 @@ def add_speakers(model_dir, data, embedder=None, progress=False, cache=None):
     keys_new, emb_new, n_new = cached_embed(embedder, new_rows, settings, [Path(cache)] if cache else [], progress)
     if emb_new.shape[1] != emb_old.shape[1]:
         raise DataError(model_dir, f"new embeddings have {emb_new.shape[1]} dimensions, the enrolment {emb_old.shape[1]}")
-    order = sorted(range(len(old_rows) + len(new_rows)),
-                   key=lambda i: ((old_rows + new_rows)[i].spk_id, (old_rows + new_rows)[i].ID))
-    rows = [(old_rows + new_rows)[i] for i in order]
-    keys = [(keys_old + keys_new)[i] for i in order]
+    all_rows, all_keys = old_rows + new_rows, keys_old + keys_new
+    order = sorted(range(len(all_rows)), key=lambda i: (all_rows[i].spk_id, all_rows[i].ID))
+    rows = [all_rows[i] for i in order]
+    keys = [all_keys[i] for i in order]
     emb = np.concatenate([emb_old, emb_new])[order]
     impostors = list(settings.impostors or [])
     # the old speakers keep their saved split (made before any long-tail sub-sampling); the new ones

@@ -258,7 +258,6 @@ def evaluate(experiment, out=None, progress=True):
     and ``results.md``; return the run's collected results (``ltspk.records.collect``)."""
     h, brain, prepared = experiment.hparams, experiment.brain, experiment.prepared
     run_dir = Path(out or h["output_folder"])
-    progress = progress and not getattr(brain, "noprogressbar", False)  # --noprogressbar silences ours too
     require_validation(prepared, [t.param for t, _ in tunable_grids(brain.head, h).values()], "evaluation")
     model_hash = model_fingerprint(brain)
     cache = run_dir / "cache"

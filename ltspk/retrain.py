@@ -29,7 +29,6 @@ STAGE = "stage2"
 def run_stage2(exp, out=None, progress=True):
     h, brain, prepared = exp.hparams, exp.brain, exp.prepared
     run_dir = Path(out or h["output_folder"])
-    progress = progress and not getattr(brain, "noprogressbar", False)
     head = brain.head.eval()
     if not has_rows(prepared / "spkid_test.csv"):
         raise ValueError(f"{prepared / 'spkid_test.csv'} has no utterances: stage 2 needs a speaker-ID test split")
@@ -47,8 +46,7 @@ def run_stage2(exp, out=None, progress=True):
     timings = {"embedding_extraction_or_cache": time.perf_counter() - t0}
     weight = head.classifier_weight().detach().cpu()
     with torch.inference_mode():  # the feature the class weights apply to (the embedding for most heads)
-        f_valid, f_test = (head.classifier_input(torch.from_numpy(s.emb).to(head.log_prior.device)).cpu().numpy()
-                           for s in (valid, test))
+        f_valid, f_test = (head.classifier_input(s.x).cpu().numpy() for s in (valid, test))
     opts = {"crt": dict(h.get("crt_options") or {}), "lws": dict(h.get("lws_options") or {})}
     predictions, records = {}, []
 

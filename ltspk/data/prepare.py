@@ -110,6 +110,9 @@ def finish_preparation(corpus, save_folder, train_entries, verification_entries,
             f"(e.g. {', '.join(overlap[:5])}); train and test speakers must be disjoint",
         )
 
+    if trials:  # before the (long) probe of every file
+        check_trial_labels(trials, trials_source or save)
+
     paths = sorted({e.path for e in train_entries} | {e.path for e in verification_entries})
     infos, bad = probe_many(paths, opts.workers, opts.verify_samples, opts.progress, f"{corpus}: probing audio",
                             min_seconds=opts.min_seconds)
@@ -148,7 +151,6 @@ def finish_preparation(corpus, save_folder, train_entries, verification_entries,
 
     verification = _to_utterances(verification_entries, infos)
     if trials:
-        check_trial_labels(trials, trials_source or save)
         check_trials_cover(trials, {u.ID for u in verification}, trials_source or save)
 
     counts = speaker_counts(train_rows)
