@@ -35,13 +35,9 @@ from speechbrain.utils.checkpoints import mark_as_loader, register_checkpoint_ho
 
 from ltspk import pretrained
 from ltspk import schedulers as sched_kinds
-from ltspk.errors import LtspkError
+from ltspk.hparams import HparamsError
 
 VALID_STATS = ("loss", "error", "acc", "acc_many", "acc_medium", "acc_few")  # as valid_<name> in checkpoint meta
-
-
-class HparamsError(LtspkError, ValueError):
-    """Hyperparameters that cannot work together, refused before any work."""
 
 
 def unwrap(module):

@@ -121,7 +121,7 @@ class Experiment:
         crop_seconds(hparams)
         self.check_pretrained()
         self.prepared = prepare_data(hparams)
-        require_training_data(self.prepared / "train.csv")
+        self.train_rows = require_training_data(self.prepared / "train.csv")  # read and checked once
         self.counts_info = load_counts(self.prepared / "counts.json")
         save = Path(hparams["save_folder"])
         save.mkdir(parents=True, exist_ok=True)
@@ -175,7 +175,8 @@ class Experiment:
 
     def train_set(self):
         h = self.hparams
-        return load_dataset(self.prepared / "train.csv", crop_pipeline(h["sample_rate"], crop_seconds(h)), self.encoder)
+        return load_dataset(self.prepared / "train.csv", crop_pipeline(h["sample_rate"], crop_seconds(h)), self.encoder,
+                            rows=self.train_rows)
 
     def valid_set(self):
         """The speaker-ID validation split (whole utterances up to ``eval_max_seconds``, sorted by

@@ -18,8 +18,9 @@ from pathlib import Path
 from ltspk.errors import LtspkError
 
 
-class HparamsError(LtspkError):
-    """An hparams file or override that ltspk cannot use."""
+class HparamsError(LtspkError, ValueError):
+    """An hparams file or override that ltspk cannot use, or hyperparameters that cannot work
+    together; refused before any work."""
 
 
 # every top-level key ltspk or SpeechBrain's Brain reads (tests check the shipped files against it)
