@@ -105,12 +105,17 @@ def lws(frozen_logits, y, epochs=5, lr=0.2, batch_size=256, seed=0, min_steps=50
     return s.detach().numpy()
 
 
-def ncm(x_train, y_train, n_classes):
-    """Centroid classifier. Returns a function: embeddings -> cosine to each class centroid."""
+def ncm_centroids(x_train, y_train, n_classes):
+    """(training mean [1, D], unit class centroids [C, D]) of the centred, L2-normalised embeddings."""
     x = _t(x_train)
     mean = x.mean(0, keepdim=True)
     z = F.normalize(x - mean, dim=1)
     y = torch.as_tensor(np.asarray(y_train), dtype=torch.long)
     cent = torch.zeros(n_classes, x.shape[1]).index_add_(0, y, z)
-    cent = F.normalize(cent, dim=1)
+    return mean, F.normalize(cent, dim=1)
+
+
+def ncm(x_train, y_train, n_classes):
+    """Centroid classifier. Returns a function: embeddings -> cosine to each class centroid."""
+    mean, cent = ncm_centroids(x_train, y_train, n_classes)
     return lambda e: F.normalize(_t(e) - mean, dim=1) @ cent.t()

@@ -61,7 +61,7 @@ from ltspk.calibration import LogisticCalibration, calibrated_metrics
 from ltspk.data.longtail import SHOT_GROUPS, ShotThresholds, longtail_subsample, shot_groups
 from ltspk.data.manifest import Utterance, read_manifest, speaker_counts
 from ltspk.data.samplers import ClassAwareSampler
-from ltspk.decoupled import TAU_NORM, l2n, lws, tau_normalized_logits
+from ltspk.decoupled import TAU_NORM, l2n, lws, ncm_centroids, tau_normalized_logits
 from ltspk.embeddings_io import save_arrays
 from ltspk.errors import DataError
 from ltspk.heads.base import POSTHOC_LA, Tunable, log_priors
@@ -365,11 +365,8 @@ def train_linear(x, y, n_classes, q=1.0, la_tau=0.0, log_prior=None, epochs=10, 
 def ncm_scorer(x, y, n_classes):
     """``ltspk.decoupled.ncm`` as a Scorer: cosine to the normalised class means of centred,
     L2-normalised embeddings."""
-    x = torch.as_tensor(np.asarray(x, np.float32))
-    mean = x.mean(0)
-    z = F.normalize(x - mean, dim=1)
-    cent = torch.zeros(n_classes, x.shape[1]).index_add_(0, torch.as_tensor(np.asarray(y), dtype=torch.long), z)
-    return Scorer(mean.numpy(), F.normalize(cent, dim=1).numpy(), np.zeros(n_classes, np.float32))
+    mean, cent = ncm_centroids(x, y, n_classes)
+    return Scorer(mean[0].numpy(), cent.numpy(), np.zeros(n_classes, np.float32))
 
 
 # The linear classifiers here are trained to convergence: a pretrained embedder's embeddings are not
