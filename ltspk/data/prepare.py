@@ -10,6 +10,7 @@ long-tail controls, splits a balanced speaker-ID test off training, and writes:
 - ``verification.csv``  utterances that appear in trials (speakers disjoint from training)
 - ``trials.txt``        ``<0|1> <enrol_id> <test_id>``
 - ``enrol_map.json``    enrol ID -> its source utterance IDs (when the corpus defines one)
+- ``concat_map.json``   concatenated utterance ID -> its source clip IDs (with ``concat``, see ltspk.data.concat)
 - ``counts.json``       per-speaker counts, shot groups, thresholds, what was dropped and why
 - ``bad_files.txt``     each unusable audio file with the reason
 """
@@ -91,7 +92,15 @@ def _check_unique(entries, what):
 
 
 def finish_preparation(corpus, save_folder, train_entries, verification_entries, trials,
-                       options, trials_source="", enrol_map=None, meta=None):
+                       options, trials_source="", enrol_map=None, meta=None, concat=None):
+    """Probe, check and split the listed files and write the preparation (see the module docstring).
+
+    ``concat``: optional ``concat(rows, save_folder) -> (rows, record)`` that replaces the probed
+    training rows (bad files already removed), e.g. CN-Celeb's short-clip concatenation
+    (``ltspk.data.concat.concat_short_clips``). It runs before the speaker counts, the
+    ``min_utterances`` filter, the hold-outs, the long-tail sub-sampling and the shot groups, so
+    all of them count what training sees; ``record`` is written to ``counts.json`` as ``"concat"``.
+    """
     opts = options or PrepOptions()
     if opts.on_bad_file not in ("skip", "raise"):
         raise ValueError(f"on_bad_file must be 'skip' or 'raise', got {opts.on_bad_file!r}")
@@ -122,6 +131,9 @@ def finish_preparation(corpus, save_folder, train_entries, verification_entries,
     write_text(save / "bad_files.txt", "".join(f"{p}\t{why}\n" for p, why in bad))
 
     train = _to_utterances(train_entries, infos)
+    concat_record = None
+    if concat is not None:
+        train, concat_record = concat(train, save)
     natural = speaker_counts(train)
     train, below_min = filter_min_utterances(train, opts.min_utterances)
     if not train:
@@ -169,6 +181,7 @@ def finish_preparation(corpus, save_folder, train_entries, verification_entries,
         write_trials(save / "trials.txt", trials)
     if enrol_map:
         write_json(save / "enrol_map.json", enrol_map)
+    extra = {} if concat is None else {"concat": concat_record}
     write_json(save / "counts.json", {
         "corpus": corpus,
         "n_speakers": len(counts),
@@ -189,6 +202,7 @@ def finish_preparation(corpus, save_folder, train_entries, verification_entries,
         "too_small_to_hold_out": too_small,
         "n_bad_files": len(bad),
         "meta": meta or {},
+        **extra,
     })
     log.info("%s: %d speakers, %d training / %d speaker-ID test utterances, %d trials -> %s",
              corpus, len(counts), len(train_rows), len(test_rows), len(trials or []), save)

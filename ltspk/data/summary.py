@@ -34,6 +34,12 @@ def summary_text(info):
         spk = [s for s, v in groups.items() if v == g]
         n = sum(info["counts"][s] for s in spk)
         lines.append(f"  {g:<7} {th[g]:<22} {len(spk):>6} speakers {n:>9} utterances")
+    concat = info.get("concat")
+    if concat:
+        lines.append(f"short clips concatenated (under {concat['min_seconds']:g} s, per speaker and genre): "
+                     f"{concat['clips_concatenated']} of {concat['short_clips']} short clips -> "
+                     f"{concat['utterances_made']} utterances ({concat['source_clips']} clips -> "
+                     f"{concat['utterances']} before hold-outs; {concat['short_left']} still short)")
     if info.get("too_small_to_hold_out"):
         lines.append(f"too small to hold out from (kept whole in training): {len(info['too_small_to_hold_out'])} speaker(s)")
     if info.get("dropped_below_min_utterances"):
