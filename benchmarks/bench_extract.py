@@ -29,12 +29,13 @@ from ltspk.data.manifest import Utterance
 from ltspk.data.pipeline import full_pipeline, load_dataset
 from ltspk.data.synthetic import SAMPLE_RATE, apply_channel, random_channel, random_voice, utterance
 from ltspk.export import export_yaml
+from ltspk.hparams import hparams_text
 
 PLACEHOLDERS = {"data_folder": "unused", "vox2_folder": "unused", "cn2_folder": "unused"}
 
 
 def make_model_folder(hparams_path, folder, n_classes=100):
-    text = Path(hparams_path).read_text()
+    text = hparams_text(hparams_path)  # the whole configuration, its base files merged
     overrides = {k: v for k, v in PLACEHOLDERS.items() if f"{k}: !PLACEHOLDER" in text}
     overrides["output_folder"] = str(folder / "unused_run")
     h = load_hyperpyyaml(text, overrides)

@@ -174,8 +174,7 @@ def build_augmenter(augmentations=(), noise_folder=None, rir_folder=None, csv_fo
                                f"({'originals + ' if options['concat_original'] else ''}{copies} augmented "
                                f"cop{'y' if copies == 1 else 'ies'}, labels replicated). " + "; ".join(notes))
     augmenter.ltspk_off = [n for n in notes if " OFF: " in n]
-    log.info(augmenter.ltspk_summary)
-    return augmenter
+    return augmenter  # its summary is logged once, when training starts (ltspk.experiment)
 
 
 def summary(augmenter):

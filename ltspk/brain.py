@@ -190,9 +190,11 @@ class SpeakerBrain(sb.core.Brain):
         for schedule in (self.lr_schedule, getattr(self.hparams, "margin_schedule", None)):
             if schedule is not None and hasattr(schedule, "set_steps_per_epoch") and self.steps_per_epoch:
                 schedule.set_steps_per_epoch(self.steps_per_epoch)
+        from speechbrain.augment.time_domain import SpeedPerturb
+
         augment = augmenter_of(self.hparams)
         for a in getattr(augment, "augmentations", {}).values():
-            if type(a).__name__ == "SpeedPerturb":
+            if isinstance(a, SpeedPerturb):
                 a.device = self.device  # SpeechBrain's SpeedPerturb resamples on its own device (cpu by default)
 
     def on_fit_batch_start(self, batch, should_step):

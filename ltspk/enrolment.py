@@ -654,14 +654,17 @@ class EnrolmentModel:
 
         return load_embedder(override, device) if override else from_spec(self.info["embedder"], device)
 
+    def check_embedder(self, embedder):
+        """Refuse, before any file is read, an embedder other than the one of the enrolment."""
+        if embedder.fingerprint() != self.info["embedder"]["fingerprint"]:
+            raise DataError(self.folder, f"the embedder ({embedder.spec()}) is not the one this enrolment was made "
+                                         "with (its weights or settings differ): enrol again with it")
+
     def check_embeddings(self, embedder, emb):
         d = self.info["embedding_dim"]
         if emb.shape[1] != d:
             raise DataError(self.folder, f"the {embedder.kind} embedder gives {emb.shape[1]}-dimensional embeddings; "
                                          f"this enrolment holds {d}-dimensional ones: use the embedder it was enrolled with")
-        if embedder.fingerprint() != self.info["embedder"]["fingerprint"]:
-            raise DataError(self.folder, f"the embedder ({embedder.spec()}) is not the one this enrolment was made "
-                                         "with (its weights or settings differ): enrol again with it")
 
     def predict(self, paths, embedder, top_k=3, method=None):
         """Per file: {file, top: [[speaker, probability], ...], score, threshold, speaker | 'unknown'}
@@ -672,6 +675,7 @@ class EnrolmentModel:
         if method and method != dep["method"]:
             dep = {"method": method, **{k: self.info["methods"][method][k] for k in ("temperature", "reject_by",
                                                                                      "threshold")}}
+        self.check_embedder(embedder)
         scorer, results, wavs = self.scorer(dep["method"]), [], []
         for p in paths:
             try:

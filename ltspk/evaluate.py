@@ -68,8 +68,8 @@ def require_validation(prepared, params, what):
     valid = Path(prepared) / "spkid_valid.csv"
     if params and not has_rows(valid):
         raise DataError(valid, f"{what} chooses {', '.join(params)} on a speaker-ID validation split, and this "
-                               "preparation has none: prepare with `valid_per_speaker: N` in prep_options "
-                               "(recipes/prepare.py --valid N), or turn the sweeps off "
+                               "preparation has none: prepare with --valid_per_speaker N "
+                               "(train.py or recipes/prepare.py), or turn the sweeps off "
                                "(e.g. --posthoc_la_taus [] --tde_alphas [])")
 
 

@@ -38,11 +38,10 @@ log = logging.getLogger(__name__)
 def prepare_data(hparams):
     """Prepare the corpus into ``prepared_folder`` (whole, through a temporary folder), or
     reuse a preparation made with the same corpus, data folder and options."""
+    from ltspk.data.corpora import options_from_hparams
     from ltspk.data.prepared import ensure_prepared
 
-    args = [hparams["corpus"], hparams["data_folder"], hparams["prepared_folder"], hparams["prep_options"],
-            hparams.get("corpus_options") or {}]
-    sb.utils.distributed.run_on_main(ensure_prepared, args=args)
+    sb.utils.distributed.run_on_main(ensure_prepared, args=list(options_from_hparams(hparams)))
     return Path(hparams["prepared_folder"])
 
 
@@ -155,7 +154,7 @@ class Experiment:
         schedule = hparams.get("lr_annealing")
         if schedule is not None and get_default_hook(schedule, DEFAULT_SAVE_HOOKS) is not None:
             # a stateful schedule (CyclicLRScheduler's clr_iterations, ...) resumes where it was
-            checkpointer.add_recoverable("lr_annealing", schedule)
+            checkpointer.add_recoverable("lr_annealing", schedule, optional_load=True)  # older checkpoints lack it
         self.modules = modules
         self.brain = SpeakerBrain(modules=modules, opt_class=hparams["opt_class"], hparams=hparams,
                                   run_opts=run_opts, checkpointer=checkpointer)

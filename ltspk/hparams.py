@@ -9,6 +9,12 @@
 - numbers that cannot work (epochs, batch sizes <= 0),
 
 before any work starts, with ``HparamsError`` naming the file.
+
+A file may start from other files (``hparams_text``): ``base: [base/voxceleb.yaml, heads/tde.yaml]``
+merges those files top-level key by top-level key, in order, and then the file's own keys over
+them, before hyperpyyaml reads the whole; a key set again replaces the earlier block whole (a
+head's ``classifier`` replaces the base's, with none of its arguments). Bases may have bases.
+The run folder's ``hyperparams.yaml`` holds the merged whole.
 """
 
 import difflib
@@ -38,10 +44,14 @@ valid_dataloader_options valid_during_training vox2_folder wav_augment
 
 
 def known_keys():
-    """ltspk's keys and SpeechBrain's run options (which a YAML may set too)."""
+    """ltspk's keys, the preparation and corpus keys (``ltspk.data.corpora``) and SpeechBrain's run
+    options (which a YAML may set too)."""
     from speechbrain.core import RunOptions
 
-    return LTSPK_KEYS | set(RunOptions().as_dict())
+    from ltspk.data.corpora import CORPUS_KEYS, PREP_KEYS
+
+    corpus_keys = {k for keys in CORPUS_KEYS.values() for k in keys}
+    return LTSPK_KEYS | set(PREP_KEYS) | corpus_keys | set(RunOptions().as_dict())
 
 
 def nearest(key, candidates):
@@ -54,16 +64,87 @@ def referenced_keys(text):
     return set(re.findall(r"<([A-Za-z_][A-Za-z0-9_]*)", text))
 
 
+BASE_LINE = re.compile(r"^base\s*:\s*(.+?)\s*(#.*)?$", re.M)
+KEY_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*:")
+
+
+def _blocks(text):
+    """``text`` as ``(key, block)`` pairs: a top-level key's block is its line, the indented lines
+    under it and comment lines right after it; blank lines and what follows them up to the next key
+    (section comments) are blocks of key ``None``."""
+    out, key, lines = [], None, []
+    for line in text.splitlines(keepends=True):
+        m = KEY_LINE.match(line)
+        attached = key is not None and line.strip() and (line[0] in " \t" or line.startswith("#"))
+        if m or not attached:
+            if lines and (m or key is not None):
+                out.append((key, "".join(lines)))
+                lines = []
+            key = m.group(1) if m else None
+        lines.append(line)
+    if lines:
+        out.append((key, "".join(lines)))
+    return out
+
+
+def merge_text(base, own):
+    """``base`` YAML text with the top-level blocks of ``own`` put over it: a key of both keeps the
+    base's place and takes ``own``'s block; ``own``'s other keys (and the comments between them)
+    follow at the end; ``own``'s leading comments come first."""
+    mine = _blocks(own)
+    lead = []
+    while mine and mine[0][0] is None:
+        lead.append(mine.pop(0)[1])
+    replace = {k: b for k, b in mine if k is not None}
+    placed = set()
+    body = []
+    for key, block in _blocks(base):
+        if key in replace:
+            block, _ = replace[key], placed.add(key)
+        body.append(block if block.endswith("\n") else block + "\n")
+    rest = [b for k, b in mine if k not in placed]
+    return "".join(lead) + "".join(body) + ("\n" + "".join(rest) if rest else "")
+
+
+def hparams_text(hparams_file, overrides=None, _seen=()):
+    """The YAML text hyperpyyaml reads for ``hparams_file``: its ``base:`` files merged under it
+    (``merge_text``), and the fine-tuning keys added when the overrides set them
+    (``ltspk.pretrained.with_finetune_keys``)."""
+    path = Path(hparams_file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise HparamsError(f"{path}: cannot read the hparams file ({e.strerror or e})") from None
+    m = BASE_LINE.search(text)
+    if m:
+        own = text[:m.start()] + text[m.end():].lstrip("\n")
+        names = m.group(1).strip()
+        names = [n.strip() for n in names[1:-1].split(",")] if names.startswith("[") else [names]
+        merged = ""
+        for name in filter(None, names):
+            base = (path.parent / name).resolve()
+            if base in _seen or base == path.resolve():
+                raise HparamsError(f"{path}: base {name} includes itself (through {' -> '.join(map(str, _seen))})")
+            if not base.is_file():
+                raise HparamsError(f"{path}: base {name} not found (looked for {base})")
+            part = hparams_text(base, None, (*_seen, path.resolve()))
+            merged = merge_text(merged, part) if merged else part
+        text = merge_text(merged, own)
+    if overrides is None:
+        return text
+    from ltspk.pretrained import with_finetune_keys
+
+    return with_finetune_keys(text, overrides)  # --pretrained_embedder on any file
+
+
 def load_hparams(hparams_file, overrides=None):
     """The loaded hparams dict; ``HparamsError`` for unknown keys or impossible numbers."""
     import io
 
     from hyperpyyaml import load_hyperpyyaml
 
-    from ltspk.pretrained import with_finetune_keys
-
     path = Path(hparams_file)
-    text = with_finetune_keys(path.read_text(encoding="utf-8"), overrides)  # --pretrained_embedder on any file
+    text = hparams_text(path, overrides or "")
     stream = io.StringIO(text)
     stream.name = str(path)  # hyperpyyaml resolves !include: paths against it
     try:
@@ -118,8 +199,13 @@ MAIN_KEYS = {
     "output_folder": "run folder: checkpoints, results.json / results.md, evaluation/, stage2/",
     "prepared_folder": "manifests and counts (default <output_folder>/prepared; share one between runs)",
     "seed": "drives the split, the sub-sampling, the initialisation, the crops and the shuffle order",
-    "prep_options": "hold-outs, imbalance factor, shot thresholds, e.g. \"{imbalance_factor: 20}\"",
-    "corpus_options": "corpus-specific: trial list, training sets, verification speakers, session pattern",
+    "holdout_per_speaker": "speaker-ID test utterances held out per training speaker",
+    "valid_per_speaker": "speaker-ID validation utterances per training speaker (every tuned setting is chosen there)",
+    "imbalance_factor": "long-tail sub-sampling to this max/min ratio (null: the corpus's own counts)",
+    "shot_many_above": "shot groups: many > this, few < shot_few_below (or shot_quantiles: [low, high])",
+    "train_sets": "voxceleb: [vox2_dev] | [vox1_dev] | both; trial_list: O | H | E",
+    "concat_min_seconds": "cnceleb: concatenate a speaker's short clips of one genre to this length (null: off)",
+    "session_pattern": "folder: regex naming a file's session; verification_speakers, trials, n_trials",
     "classifier": "the head: AAMHead, CausalNormHead, CosineHead, SoftmaxHead, with la_tau for the LA loss",
     "sampler": "null (shuffle) | instance | class | sqrt | progressive",
     "loss": "ce | focal",

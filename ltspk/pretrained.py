@@ -8,7 +8,7 @@ exactly as before: same random draws, same results):
   its own checkpoint and never the pretrained weights again):
 
   - a SpeechBrain model folder (``hyperparams.yaml`` + ``embedding_model.ckpt``: the layout of
-    ``spkrec-ecapa-voxceleb``; ``recipes/extract.py --export-model`` writes one from an ltspk
+    ``spkrec-ecapa-voxceleb``; ``recipes/extract.py --export_model`` writes one from an ltspk
     run), loaded with SpeechBrain's ``Pretrainer`` (``collect_files`` from the folder, never a
     hub, then ``load_collected``);
   - an ltspk run folder (``hyperparams.yaml`` + ``save/``): the embedding model of the checkpoint
@@ -31,7 +31,6 @@ A command-line ``--pretrained_embedder DIR`` works with any hparams file: ``with
 adds the keys a file lacks, at their defaults, when an override names them.
 """
 
-import io
 import re
 from pathlib import Path
 
@@ -76,15 +75,6 @@ def with_finetune_keys(yaml_text, overrides):
         return yaml_text
     lines = "".join(f"{k}: {'null' if DEFAULTS[k] is None else DEFAULTS[k]}\n" for k in missing)
     return yaml_text.rstrip("\n") + "\n\n# fine-tuning from a pretrained embedder (ltspk.pretrained)\n" + lines
-
-
-def finetune_stream(stream, overrides):
-    """An hparams file ``stream`` as hyperpyyaml reads it, through ``with_finetune_keys``; it keeps the
-    file's name, which hyperpyyaml resolves ``!include:`` paths against."""
-    buf = io.StringIO(with_finetune_keys(stream.read(), overrides))
-    if hasattr(stream, "name"):
-        buf.name = stream.name
-    return buf
 
 
 # ---- the pretrained weights ------------------------------------------------------------------------

@@ -1,18 +1,23 @@
 #!/usr/bin/env python3
 """Embeddings of a trained run for any manifest or folder of audio; export a SpeechBrain model folder.
 
-  python recipes/extract.py RUN_DIR (--manifest CSV | --audio-dir DIR) --out emb.npz [--ark emb.ark]
-  python recipes/extract.py RUN_DIR --export-model MODEL_DIR
-  (or HPARAMS --output_folder RUN_DIR [--data_folder ...] in place of RUN_DIR)
+  python recipes/extract.py RUN_DIR (--manifest CSV | --audio_dir DIR) --out emb.npz [--ark emb.ark]
+                            [--batch_size N] [--on_bad_file skip|raise]
+  python recipes/extract.py RUN_DIR --export_model MODEL_DIR
+  (or HPARAMS --output_folder RUN_DIR [--data_folder ...] [--any_key VALUE] in place of RUN_DIR)
 
 The .npz holds ``ids`` (unicode) and ``embeddings`` (float32 [N, D]), no pickle. MODEL_DIR loads
 with speechbrain.inference.speaker.EncoderClassifier.from_hparams(source=MODEL_DIR).
 
-With --audio-dir every file is checked first, as preparation checks a corpus: unusable files
-(unreadable, empty, NaN/inf or silent samples, shorter than prep_options.min_seconds, broken
+With --audio_dir every file is checked first, as preparation checks a corpus: unusable files
+(unreadable, empty, NaN/inf or silent samples, shorter than the run's min_seconds, broken
 or looping symbolic links) are skipped and listed with the reason on stderr and in
-OUT.bad_files.txt (--on-bad-file raise: stop at the first instead). Two files with one ID
+OUT.bad_files.txt (--on_bad_file raise: stop at the first instead). Two files with one ID
 (a.wav and a.flac in one folder) are an error naming both.
+
+Options are spelled as the other recipes' (underscores); the older dashed spellings (--audio-dir,
+--export-model, --on-bad-file, --batch-size) still work. Any other --key VALUE overrides that
+hparams key, as in recipes/train.py.
 """
 
 import argparse
@@ -24,30 +29,50 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ltspk.errors import LtspkError  # noqa: E402
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's layout and ends every option's help with its default."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if not action.option_strings or action.default is argparse.SUPPRESS or "%(default)" in text:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def parser():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter,
+                                 usage="%(prog)s RUN_DIR|HPARAMS [--key VALUE ...] [options]")
+    ap.add_argument("--manifest", metavar="CSV",
+                    help="a SpeechBrain CSV manifest (ID,duration,wav,start,stop,spk_id) to embed")
+    ap.add_argument("--audio_dir", "--audio-dir", metavar="DIR",
+                    help="a folder of .wav/.flac/.ogg files to embed (searched recursively)")
+    ap.add_argument("--out", metavar="NPZ", help="output .npz of the embeddings")
+    ap.add_argument("--ark", metavar="ARK", help="also write Kaldi ark/scp here (needs kaldiio)")
+    ap.add_argument("--export_model", "--export-model", metavar="DIR",
+                    help="write a SpeechBrain model folder here (EncoderClassifier.from_hparams)")
+    ap.add_argument("--on_bad_file", "--on-bad-file", choices=("skip", "raise"), default="skip",
+                    help="--audio_dir: skip unusable files (listed in OUT.bad_files.txt) or stop at the first")
+    ap.add_argument("--batch_size", "--batch-size", type=int, metavar="N",
+                    help="utterances a batch; None: 1 on CPU, where padding only costs time, 16 on GPU")
+    return ap
+
+
 def main(argv):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--manifest", help="a SpeechBrain CSV manifest (ID,duration,wav,start,stop,spk_id)")
-    ap.add_argument("--audio-dir", help="a folder of .wav/.flac/.ogg files (searched recursively)")
-    ap.add_argument("--out", help="output .npz")
-    ap.add_argument("--ark", help="also write Kaldi ark/scp (needs kaldiio)")
-    ap.add_argument("--export-model", help="write a SpeechBrain model folder here")
-    ap.add_argument("--on-bad-file", choices=("skip", "raise"), default="skip",
-                    help="--audio-dir: skip unusable files (listed) or stop at the first (default: %(default)s)")
-    ap.add_argument("--batch-size", type=int,
-                    help="utterances a batch (default: 1 on CPU, where padding only costs time; 16 on GPU)")
+    ap = parser()
     a, rest = ap.parse_known_args(argv)
     if not (a.export_model or (a.out and (a.manifest or a.audio_dir))):
-        ap.error("give --export-model, or --out with --manifest or --audio-dir")
+        ap.error("give --export_model, or --out with --manifest or --audio_dir")
     from ltspk.embed import embed_manifest
     from ltspk.experiment import trained_experiment
-    from ltspk.hparams import run_folder_argument
+    from ltspk.hparams import hparams_text, run_folder_argument
 
     exp, hparams_file, overrides = trained_experiment(run_folder_argument(rest))
     hparams = exp.hparams
     if a.export_model:
         from ltspk.export import export_model_folder
 
-        print("model folder:", export_model_folder(exp, a.export_model, Path(hparams_file).read_text(), overrides))
+        text = hparams_text(hparams_file)  # the whole configuration: a file's base: files merged under it
+        print("model folder:", export_model_folder(exp, a.export_model, text, overrides))
     if a.out:
         from ltspk.embeddings_io import save_embeddings
 
@@ -73,7 +98,12 @@ def audio_dir_rows(folder, hparams, on_bad_file, bad_list):
     from ltspk.data.prepare import PrepOptions
     from ltspk.errors import DataError
 
-    min_seconds = getattr(hparams.get("prep_options"), "min_seconds", PrepOptions.min_seconds)
+    min_seconds = hparams.get("min_seconds")  # the flat key; run folders made before it hold prep_options
+    if min_seconds is None:
+        nested = hparams.get("prep_options")
+        min_seconds = nested.get("min_seconds") if isinstance(nested, dict) else getattr(nested, "min_seconds", None)
+    if min_seconds is None:
+        min_seconds = PrepOptions.min_seconds
     rows, bad = folder_rows(folder, min_seconds=min_seconds)
     refuse_bad_files(bad, on_bad_file)
     write_text(bad_list, "".join(f"{p}\t{why}\n" for p, why in bad))

@@ -7,7 +7,7 @@
   python recipes/identify.py calibrate --dev DEV_SCORES --eval EVAL_SCORES [--p-target 0.01 ...]
 
 SRC: an ltspk run folder, a SpeechBrain model folder (hyperparams.yaml + embedding_model.ckpt,
-e.g. recipes/extract.py --export-model), ``run:DIR`` / ``speechbrain:DIR`` to say which, or
+e.g. recipes/extract.py --export_model), ``run:DIR`` / ``speechbrain:DIR`` to say which, or
 ``resemblyzer`` (pip install 'ltspk[identify-resemblyzer]'). Nothing is downloaded. See docs/identify.md.
 
 Score files for ``calibrate``: an .npz with ``scores`` and ``labels`` (as ltspk evaluation's

@@ -1,17 +1,26 @@
 #!/usr/bin/env python3
 """Prepare manifests from a corpus on disk (or write and prepare the synthetic demo corpus).
 
-  python recipes/prepare.py voxceleb    --vox1 DIR [--vox2 DIR] --save DIR [--trials O|H|E|FILE]
-  python recipes/prepare.py cnceleb     --cn1 DIR [--cn2 DIR] --save DIR
-  python recipes/prepare.py librispeech --data DIR --save DIR [--train-subsets ...]
-  python recipes/prepare.py folder      --data DIR --save DIR [--session-pattern RE]
-                                        [--verification-speakers N|FRACTION | --trials FILE]
-  python recipes/prepare.py synthetic   --save DIR [--corpus-dir DIR]
+  python recipes/prepare.py voxceleb    --data_folder VOX1 [--vox2_folder DIR] --prepared_folder DIR
+                                        [--train_sets vox1_dev vox2_dev] [--trial_list O|H|E|FILE|none]
+  python recipes/prepare.py cnceleb     --data_folder CN1 [--cn2_folder DIR] --prepared_folder DIR
+                                        [--concat_min_seconds 5]
+  python recipes/prepare.py librispeech --data_folder DIR --prepared_folder DIR [--train_subsets ...]
+  python recipes/prepare.py folder      --data_folder DIR --prepared_folder DIR [--session_pattern RE]
+                                        [--verification_speakers N|FRACTION | --trials FILE]
+  python recipes/prepare.py synthetic   --prepared_folder DIR [--data_folder DIR] [--n_train_speakers N]
 
-Every corpus keeps each speaker's natural utterance count; see --help for the options.
+or exactly as training prepares it, from an hparams file and its overrides:
+
+  python recipes/prepare.py HPARAMS.yaml [--data_folder DIR] [--prepared_folder DIR] [--any_key VALUE ...]
+
+Every option is named as its hparams key (--holdout_per_speaker 3, --imbalance_factor 20, ...);
+the older spellings (--save, --holdout, --many-above, ...) still work. Every corpus keeps each
+speaker's natural utterance count; `prepare.py CORPUS --help` lists a corpus's options.
 """
 
 import argparse
+import inspect
 import logging
 import sys
 from pathlib import Path
@@ -24,99 +33,184 @@ from ltspk.data.summary import load_counts, summary_text  # noqa: E402
 from ltspk.errors import LtspkError  # noqa: E402
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's layout and ends every option's help with its default."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        d = action.default
+        if not action.option_strings or action.required or d is argparse.SUPPRESS or "%(default)" in text:
+            return text
+        if isinstance(d, (list, tuple)):
+            return f"{text} (default: {' '.join(map(str, d))})"
+        return f"{text} (default: %(default)s)"
+
+
 def add_options(p):
-    g = p.add_argument_group("long-tail controls (shared by every corpus)")
-    g.add_argument("--save", required=True, help="output folder for manifests and counts")
-    g.add_argument("--min-utterances", type=int, default=1, help="drop speakers with fewer utterances")
-    g.add_argument("--imbalance-factor", type=float, help="long-tail sub-sampling to this max/min ratio")
-    g.add_argument("--holdout", type=int, default=2,
-                   help="speaker-ID test utterances per training speaker (default: %(default)s)")
-    g.add_argument("--valid", type=int, default=1,
+    """The preparation options every corpus shares: PrepOptions' fields, named as the hparams keys."""
+    g = p.add_argument_group("preparation options (shared by every corpus; the hparams keys of the same names)")
+    g.add_argument("--prepared_folder", "--save", required=True, metavar="DIR",
+                   help="output folder for the manifests, counts and plot (required)")
+    g.add_argument("--min_utterances", "--min-utterances", type=int, default=1, metavar="N",
+                   help="drop speakers with fewer utterances")
+    g.add_argument("--imbalance_factor", "--imbalance-factor", type=float, metavar="X",
+                   help="long-tail sub-sampling to this max/min count ratio; None: the natural counts")
+    g.add_argument("--holdout_per_speaker", "--holdout", type=int, default=2, metavar="N",
+                   help="speaker-ID test utterances per training speaker (a balanced test)")
+    g.add_argument("--valid_per_speaker", "--valid", type=int, default=1, metavar="N",
                    help="speaker-ID validation utterances per training speaker, where every tuned setting is "
-                        "chosen (default: %(default)s, as the corpus configurations; 0: none, and tuning is refused)")
-    g.add_argument("--many-above", type=float, default=100, help="shot group 'many': n > this")
-    g.add_argument("--few-below", type=float, default=20, help="shot group 'few': n < this")
-    g.add_argument("--quantiles", type=float, nargs=2, metavar=("LOW", "HIGH"),
-                   help="shot groups at these quantiles of the counts instead")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--workers", type=int, default=8, help="threads probing audio headers")
-    g.add_argument("--verify-samples", action="store_true", help="read every file: reject NaN/inf/silent")
-    g.add_argument("--on-bad-file", choices=("skip", "raise"), default="skip",
-                   help="skip (list in bad_files.txt) or stop at an unusable file (default: %(default)s)")
-    g.add_argument("--min-seconds", type=float, default=0.1, help="shorter files are bad (default: %(default)s)")
+                        "chosen (0: none, and tuning is refused)")
+    g.add_argument("--shot_many_above", "--many-above", type=float, default=100, metavar="N",
+                   help="shot group 'many': speakers with more training utterances than this")
+    g.add_argument("--shot_few_below", "--few-below", type=float, default=20, metavar="N",
+                   help="shot group 'few': speakers with fewer training utterances than this")
+    g.add_argument("--shot_quantiles", "--quantiles", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                   help="shot groups at these quantiles of the counts instead (e.g. 0.33 0.67); "
+                        "None: the fixed thresholds")
+    g.add_argument("--seed", type=int, default=0, metavar="N", help="drives the speaker-ID split and the sub-sampling")
+    g.add_argument("--prep_workers", "--workers", type=int, default=8, metavar="N", help="threads probing audio headers")
+    g.add_argument("--verify_samples", "--verify-samples", action="store_true",
+                   help="read every file: reject NaN/inf or silent samples (slower)")
+    g.add_argument("--min_seconds", "--min-seconds", type=float, default=PrepOptions.min_seconds, metavar="S",
+                   help="shorter files are bad")
+    g.add_argument("--on_bad_file", "--on-bad-file", choices=("skip", "raise"), default="skip",
+                   help="skip an unusable file (listed in bad_files.txt) or stop at it")
 
 
 def options(a):
     return PrepOptions(min_utterances=a.min_utterances, imbalance_factor=a.imbalance_factor,
-                       holdout_per_speaker=a.holdout, valid_per_speaker=a.valid,
-                       shot_many_above=a.many_above, shot_few_below=a.few_below,
-                       shot_quantiles=tuple(a.quantiles) if a.quantiles else None, seed=a.seed,
-                       workers=a.workers, verify_samples=a.verify_samples, on_bad_file=a.on_bad_file,
+                       holdout_per_speaker=a.holdout_per_speaker, valid_per_speaker=a.valid_per_speaker,
+                       shot_many_above=a.shot_many_above, shot_few_below=a.shot_few_below,
+                       shot_quantiles=tuple(a.shot_quantiles) if a.shot_quantiles else None, seed=a.seed,
+                       workers=a.prep_workers, verify_samples=a.verify_samples, on_bad_file=a.on_bad_file,
                        min_seconds=a.min_seconds)
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="corpus", required=True)
-    p = sub.add_parser("voxceleb")
-    p.add_argument("--vox1")
-    p.add_argument("--vox2")
-    p.add_argument("--train-sets", nargs="+", choices=("vox1_dev", "vox2_dev"))
-    p.add_argument("--trials", default="O", help="O, H, E, a file name or path; 'none' for no trials")
+# the synthetic generator's parameters offered here (its seed and clip lengths keep their defaults)
+SYNTHETIC = {
+    "n_train_speakers": ("--speakers", "training speakers (a long tail of utterance counts)"),
+    "max_utts": ("--max-utts", "utterances of the head speaker"),
+    "imbalance": ("--corpus-imbalance", "max/min utterance count ratio of the training speakers"),
+    "n_test_speakers": (None, "verification speakers (at most 40)"),
+    "test_utts": (None, "utterances per verification speaker"),
+    "utts_per_session": (None, "utterances per session (video)"),
+    "n_trials": (None, "verification trials"),
+}
+
+
+def parser():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    sub = ap.add_subparsers(dest="corpus", required=True, metavar="CORPUS")
+
+    def corpus(name, text):
+        return sub.add_parser(name, help=text, description=text, formatter_class=HelpFormatter)
+
+    p = corpus("voxceleb", "VoxCeleb1 (and VoxCeleb2): train on the dev sets, VoxCeleb1's trials")
+    p.add_argument("--data_folder", "--vox1", metavar="DIR", help="the VoxCeleb1 root (wav/, vox1_meta.csv, meta/)")
+    p.add_argument("--vox2_folder", "--vox2", metavar="DIR", help="the VoxCeleb2 root")
+    p.add_argument("--train_sets", "--train-sets", nargs="+", choices=("vox1_dev", "vox2_dev"), metavar="SET",
+                   help="training sets, of vox1_dev vox2_dev; None: every corpus given")
+    p.add_argument("--trial_list", "--trials", default="O", metavar="LIST",
+                   help="O, H, E, a file name in the VoxCeleb1 root or its meta/, or a path; 'none' for no trials")
     add_options(p)
-    p = sub.add_parser("cnceleb")
-    p.add_argument("--cn1")
-    p.add_argument("--cn2")
+    p = corpus("cnceleb", "CN-Celeb1 (and CN-Celeb2): train on CN-Celeb1 dev (+ CN-Celeb2), CN-Celeb1's trials")
+    p.add_argument("--data_folder", "--cn1", metavar="DIR", help="the CN-Celeb1 root (CN-Celeb_flac: data/, dev/, eval/)")
+    p.add_argument("--cn2_folder", "--cn2", metavar="DIR", help="the CN-Celeb2 root (CN-Celeb2_flac)")
+    p.add_argument("--concat_min_seconds", type=float, metavar="S",
+                   help="concatenate the short training clips of one speaker and genre into utterances of at "
+                        "least this many seconds (WeSpeaker's CN-Celeb recipe); None: off. The cnceleb_* "
+                        "hparams turn it on with 5 s, as WeSpeaker")
     add_options(p)
-    p = sub.add_parser("librispeech")
-    p.add_argument("--data", required=True)
-    p.add_argument("--train-subsets", nargs="+", default=["train-clean-100"])
-    p.add_argument("--trial-subsets", nargs="+", default=["test-clean"])
-    p.add_argument("--n-trials", type=int, default=20000)
+    p = corpus("librispeech", "LibriSpeech: train on some subsets, generated trials on others")
+    p.add_argument("--data_folder", "--data", required=True, metavar="DIR", help="the LibriSpeech root (required)")
+    p.add_argument("--train_subsets", "--train-subsets", nargs="+", metavar="SUBSET", default=["train-clean-100"],
+                   help="subsets to train on")
+    p.add_argument("--trial_subsets", "--trial-subsets", nargs="+", metavar="SUBSET", default=["test-clean"],
+                   help="subsets of the verification speakers")
+    p.add_argument("--n_trials", "--n-trials", type=int, default=20000, metavar="N", help="generated trials")
     add_options(p)
-    p = sub.add_parser("folder", help="one folder per speaker: DIR/<speaker>/**/*.{wav,flac,ogg}")
-    p.add_argument("--data", required=True, help="the folder holding one folder per speaker")
-    p.add_argument("--session-pattern", help="regex with (?P<session>...) on file names, where files are not in "
-                   "session folders; DSPSpeech-20's word: '^[^-]+-(?P<session>[^-]+)-'")
-    p.add_argument("--verification-speakers", type=float, help="hold out this many speakers (or this fraction) "
-                   "for generated verification trials")
-    p.add_argument("--trials", help="a trial list instead ('<0|1> enrol test' or 'enrol test target|nontarget', "
-                   "paths relative to --data); its speakers are left out of training")
-    p.add_argument("--n-trials", type=int, default=20000, help="generated trials (default: %(default)s)")
+    p = corpus("folder", "one folder per speaker: DATA_FOLDER/<speaker>/**/*.{wav,flac,ogg}")
+    p.add_argument("--data_folder", "--data", required=True, metavar="DIR",
+                   help="the folder holding one folder per speaker (required)")
+    p.add_argument("--session_pattern", "--session-pattern", metavar="RE",
+                   help="regex with (?P<session>...) on file names, where files are not in session folders; "
+                        "DSPSpeech-20's word: '^[^-]+-(?P<session>[^-]+)-'; None: session folders or none")
+    p.add_argument("--verification_speakers", "--verification-speakers", type=float, metavar="N",
+                   help="hold out this many speakers (or this fraction, below 1) for generated verification "
+                        "trials; None: no verification unless --trials")
+    p.add_argument("--trials", metavar="FILE",
+                   help="a trial list instead ('<0|1> enrol test' or 'enrol test target|nontarget', paths relative "
+                        "to --data_folder); its speakers are left out of training")
+    p.add_argument("--n_trials", "--n-trials", type=int, default=20000, metavar="N", help="generated trials")
     add_options(p)
-    p = sub.add_parser("synthetic", help="write the synthetic demo corpus (VoxCeleb1 layout) and prepare it")
-    p.add_argument("--corpus-dir", help="where to write the audio (default: <save>_corpus)")
-    p.add_argument("--speakers", type=int, default=48)
-    p.add_argument("--max-utts", type=int, default=80)
-    p.add_argument("--corpus-imbalance", type=float, default=40.0)
+    p = corpus("synthetic", "write the synthetic demo corpus (VoxCeleb1 layout) if absent, and prepare it")
+    p.add_argument("--data_folder", "--corpus-dir", metavar="DIR",
+                   help="where the audio is written (or found); None: <prepared_folder>_corpus")
+    from ltspk.data.synthetic import make_corpus
+
+    defaults = inspect.signature(make_corpus).parameters
+    g = p.add_argument_group("synthetic corpus (ltspk.data.synthetic.make_corpus; the hparams' corpus_options)")
+    for key, (old, text) in SYNTHETIC.items():
+        default = defaults[key].default
+        names = [f"--{key}"] + ([old] if old else [])
+        g.add_argument(*names, type=type(default), metavar="X" if isinstance(default, float) else "N",
+                       default=argparse.SUPPRESS, help=f"{text} (default: {default})")  # only those given are passed
     add_options(p)
-    a = ap.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    kwargs = {}
-    data = None
+    return ap
+
+
+def from_subcommand(argv):
+    """(corpus, data_folder, prepared_folder, PrepOptions, corpus options) from a corpus sub-command."""
+    a = parser().parse_args(argv)
+    data = a.data_folder
     if a.corpus == "voxceleb":
-        data = a.vox1
-        kwargs = {"vox2_folder": a.vox2, "train_sets": a.train_sets,
-                  "trial_list": None if a.trials.lower() == "none" else a.trials}
+        kwargs = {"vox2_folder": a.vox2_folder, "train_sets": a.train_sets,
+                  "trial_list": None if a.trial_list.lower() == "none" else a.trial_list}
     elif a.corpus == "cnceleb":
-        data, kwargs = a.cn1, {"cn2_folder": a.cn2}
+        kwargs = {"cn2_folder": a.cn2_folder, "concat_min_seconds": a.concat_min_seconds}
     elif a.corpus == "librispeech":
-        data = a.data
         kwargs = {"train_subsets": a.train_subsets, "trial_subsets": a.trial_subsets, "n_trials": a.n_trials}
     elif a.corpus == "folder":
         vs = a.verification_speakers
-        data = a.data
         kwargs = {"session_pattern": a.session_pattern, "trials": a.trials, "n_trials": a.n_trials,
                   "verification_speakers": int(vs) if vs is not None and vs >= 1 else vs}
     else:
-        data = a.corpus_dir or str(Path(a.save).with_name(Path(a.save).name + "_corpus"))
-        kwargs = {"n_train_speakers": a.speakers, "max_utts": a.max_utts, "imbalance": a.corpus_imbalance}
+        save = Path(a.prepared_folder)
+        data = data or str(save.with_name(save.name + "_corpus"))
+        kwargs = {k: getattr(a, k) for k in SYNTHETIC if hasattr(a, k)}
+    return a.corpus, data, a.prepared_folder, options(a), kwargs
+
+
+def from_hparams(argv):
+    """The same five from an hparams file and SpeechBrain-style overrides, as training reads them."""
+    import speechbrain as sb
+
+    from ltspk.data.corpora import options_from_hparams
+    from ltspk.hparams import load_hparams
+
+    hparams_file, _, overrides = sb.parse_arguments(argv)
+    return options_from_hparams(load_hparams(hparams_file, overrides))
+
+
+def is_hparams_file(arg):
+    return arg.lower().endswith((".yaml", ".yml")) and not arg.startswith("-")
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     try:
-        prepare_whole(a.corpus, data, a.save, options(a), kwargs)
+        if argv and is_hparams_file(argv[0]):
+            if not Path(argv[0]).is_file():
+                raise LtspkError(f"{argv[0]}: hparams file not found")
+            corpus, data, prepared, opts, corpus_options = from_hparams(argv)
+        else:
+            corpus, data, prepared, opts, corpus_options = from_subcommand(argv)
+        prepare_whole(corpus, data, prepared, opts, corpus_options)
     except (LtspkError, ValueError) as e:
         sys.exit(f"error: {e}")
-    print(summary_text(load_counts(Path(a.save) / "counts.json")))
-    print("plot:", Path(a.save) / "counts.png")
+    print(summary_text(load_counts(Path(prepared) / "counts.json")))
+    print("plot:", Path(prepared) / "counts.png")
 
 
 if __name__ == "__main__":

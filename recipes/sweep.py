@@ -22,24 +22,22 @@ sys.path.insert(0, str(ROOT))
 
 
 def experiment_name(hparams_file):
-    for line in Path(hparams_file).read_text().splitlines():
+    """The ``experiment`` key of the whole configuration (a key of its base files too)."""
+    from ltspk.hparams import hparams_text
+
+    for line in hparams_text(hparams_file).splitlines():
         if line.startswith("experiment:"):
             return line.split(":", 1)[1].split("#")[0].strip()
     return Path(hparams_file).stem
 
 
 def with_imbalance(passthrough, factor):
-    """Add ``imbalance_factor`` to a ``--prep_options`` mapping of the pass-through arguments,
-    or add one: hyperpyyaml merges it into the configuration's prep_options."""
+    """The pass-through arguments with ``--imbalance_factor FACTOR`` (a top-level key of every
+    shipped configuration); one given there already is an error, not silently replaced."""
     args = list(passthrough)
-    if "--prep_options" in args:
-        i = args.index("--prep_options") + 1
-        value = args[i].rstrip()
-        if not value.endswith("}"):
-            sys.exit("error: --prep_options must be a {...} mapping to combine it with --imbalance-factors")
-        args[i] = value[:-1].rstrip() + (", " if value[:-1].rstrip()[-1] != "{" else "") + f"imbalance_factor: {factor:g}}}"
-        return args
-    return args + ["--prep_options", f"{{imbalance_factor: {factor:g}}}"]
+    if "--imbalance_factor" in args:
+        sys.exit("error: --imbalance_factor after -- and --imbalance-factors both set the imbalance factor: keep one")
+    return args + ["--imbalance_factor", f"{factor:g}"]
 
 
 def plan(a, passthrough):

@@ -17,7 +17,7 @@ Fine-tuning a pretrained embedder with any head (ltspk/pretrained.py), with any 
       --pretrained_embedder MODEL_DIR|RUN_DIR [--embedder_lr_scale 0.1]
 
 MODEL_DIR: a SpeechBrain model folder (hyperparams.yaml + embedding_model.ckpt, as
-spkrec-ecapa-voxceleb, or recipes/extract.py --export-model); RUN_DIR: an ltspk run. The
+spkrec-ecapa-voxceleb, or recipes/extract.py --export_model); RUN_DIR: an ltspk run. The
 configured embedding_model must have the pretrained one's shapes (refused, naming the parameter,
 otherwise); the weights are loaded only when training starts from scratch.
 """
@@ -48,14 +48,14 @@ def main(argv):
 
 
 def save_hyperparams(hparams_file, overrides, folder):
-    """<folder>/hyperparams.yaml as SpeechBrain writes it (references resolved, overrides applied)."""
+    """<folder>/hyperparams.yaml as SpeechBrain writes it (references resolved, overrides applied), of the
+    whole configuration (its base files merged in)."""
     from hyperpyyaml import resolve_references
 
     from ltspk.atomic import write_text
-    from ltspk.pretrained import finetune_stream
+    from ltspk.hparams import hparams_text
 
-    with open(hparams_file, encoding="utf-8") as f:
-        text = resolve_references(finetune_stream(f, overrides), overrides).getvalue()
+    text = resolve_references(hparams_text(hparams_file, overrides or ""), overrides).getvalue()
     write_text(Path(folder) / "hyperparams.yaml", f"# Generated from:\n# {Path(hparams_file).resolve()}\n"
                                                   f"# yamllint disable\n{text}")
 

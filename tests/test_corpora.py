@@ -169,14 +169,15 @@ def test_voxceleb1_alone_needs_no_vox2_folder(vox1_tree, tmp_path):
 
     import speechbrain as sb
 
+    from ltspk.data.corpora import options_from_hparams
     from ltspk.hparams import load_hparams
 
     hp = Path(__file__).resolve().parents[1] / "hparams" / "voxceleb_aam.yaml"
-    _, _, ov = sb.parse_arguments([str(hp), "--data_folder", str(vox1_tree), "--corpus_options",
-                                   "{train_sets: [vox1_dev]}"])
-    opts = load_hparams(hp, ov)["corpus_options"]
-    assert opts["vox2_folder"] is None and opts["train_sets"] == ["vox1_dev"]
-    prepare_voxceleb(tmp_path / "p", vox1_tree, opts["vox2_folder"], opts["train_sets"], "O", NO_HOLDOUT)
+    _, _, ov = sb.parse_arguments([str(hp), "--data_folder", str(vox1_tree), "--train_sets", "[vox1_dev]"])
+    corpus, data, _, _, opts = options_from_hparams(load_hparams(hp, ov))
+    assert (corpus, data) == ("voxceleb", str(vox1_tree)) and opts == {"vox2_folder": None, "train_sets": ["vox1_dev"],
+                                                                  "trial_list": "O"}
+    prepare_voxceleb(tmp_path / "p", vox1_tree, opts.get("vox2_folder"), opts["train_sets"], "O", NO_HOLDOUT)
     assert len(read_manifest(tmp_path / "p" / "train.csv")) == 10
-    with pytest.raises(DataError, match=r"vox2_dev training needs the VoxCeleb2 root.*train_sets: \[vox1_dev\]"):
+    with pytest.raises(DataError, match=r"vox2_dev training needs the VoxCeleb2 root.*--train_sets \[vox1_dev\]"):
         prepare_voxceleb(tmp_path / "q", vox1_tree, None, ["vox2_dev"], "O", NO_HOLDOUT)

@@ -1,5 +1,6 @@
 """Extraction and the exported SpeechBrain model folder give the recipe's own embeddings."""
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ import torch
 from conftest import write_audio
 from test_train_e2e import ROOT, TINY, run
 
+from ltspk.data.prepare import PrepOptions
 from ltspk.embeddings_io import load_embeddings
 
 
@@ -24,7 +26,7 @@ def trained(tmp_path_factory):
 
 def test_extract_folder_matches_evaluation_embeddings(trained, tmp_path):
     wav_dir = trained.parent / "corpus" / "voxceleb1" / "wav"
-    run("extract.py", "demo_tde.yaml", trained, "--audio-dir", str(wav_dir / "id10270"), "--batch-size", "1",
+    run("extract.py", "demo_tde.yaml", trained, "--audio_dir", str(wav_dir / "id10270"), "--batch_size", "1",
         "--out", str(tmp_path / "e.npz"), "--ark", str(tmp_path / "e.ark"))
     ids, emb = load_embeddings(tmp_path / "e.npz")
     ref_ids, ref = load_embeddings(trained / "evaluation" / "embeddings_verification.npz")
@@ -34,7 +36,7 @@ def test_extract_folder_matches_evaluation_embeddings(trained, tmp_path):
     for i in common:  # one utterance a batch in both: the same embeddings
         np.testing.assert_allclose(emb[ids.index(i)], ref_of[f"id10270/{i}"], rtol=1e-5, atol=1e-5)
     # batched: padding reaches valid frames through ECAPA's convolutions, so embeddings move a little
-    run("extract.py", "demo_tde.yaml", trained, "--audio-dir", str(wav_dir / "id10270"), "--batch-size", "8",
+    run("extract.py", "demo_tde.yaml", trained, "--audio_dir", str(wav_dir / "id10270"), "--batch_size", "8",
         "--out", str(tmp_path / "b.npz"))
     _, batched = load_embeddings(tmp_path / "b.npz")
     cos = (batched * emb).sum(1) / np.linalg.norm(batched, axis=1) / np.linalg.norm(emb, axis=1)
@@ -45,13 +47,14 @@ def test_extract_folder_matches_evaluation_embeddings(trained, tmp_path):
 
 
 def test_extract_from_a_run_folder_alone(trained, tmp_path):
-    """RUN_DIR instead of HPARAMS --output_folder RUN_DIR: the run's saved hyperparams.yaml."""
+    """RUN_DIR instead of HPARAMS --output_folder RUN_DIR: the run's saved hyperparams.yaml. The first call
+    spells the options the older way (--audio-dir, --batch-size), the second as the other recipes do."""
     wav_dir = trained.parent / "corpus" / "voxceleb1" / "wav" / "id10270"
     r = subprocess.run([sys.executable, str(ROOT / "recipes" / "extract.py"), str(trained), "--audio-dir", str(wav_dir),
                         "--batch-size", "1", "--out", str(tmp_path / "a.npz")], capture_output=True, text=True,
                        cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    run("extract.py", "demo_tde.yaml", trained, "--audio-dir", str(wav_dir), "--batch-size", "1",
+    run("extract.py", "demo_tde.yaml", trained, "--audio_dir", str(wav_dir), "--batch_size", "1",
         "--out", str(tmp_path / "b.npz"))
     (ids_a, a), (ids_b, b) = load_embeddings(tmp_path / "a.npz"), load_embeddings(tmp_path / "b.npz")
     assert list(ids_a) == list(ids_b) and np.array_equal(a, b)
@@ -59,7 +62,7 @@ def test_extract_from_a_run_folder_alone(trained, tmp_path):
 
 def test_exported_folder_loads_in_speechbrain(trained, tmp_path):
     model = tmp_path / "model"
-    run("extract.py", "demo_tde.yaml", trained, "--export-model", str(model))
+    run("extract.py", "demo_tde.yaml", trained, "--export_model", str(model))
     assert {"hyperparams.yaml", "embedding_model.ckpt", "classifier.ckpt", "label_encoder.txt"} <= {
         p.name for p in model.iterdir()}
     from speechbrain.inference.speaker import EncoderClassifier
@@ -67,7 +70,7 @@ def test_exported_folder_loads_in_speechbrain(trained, tmp_path):
     enc = EncoderClassifier.from_hparams(source=str(model), savedir=str(tmp_path / "sb"), run_opts={"device": "cpu"})
     # one utterance at a time (no padding): the recipe's extraction and SpeechBrain's agree exactly
     one = trained.parent / "corpus" / "voxceleb1" / "wav" / "id10271"
-    run("extract.py", "demo_tde.yaml", trained, "--audio-dir", str(one), "--batch-size", "1",
+    run("extract.py", "demo_tde.yaml", trained, "--audio_dir", str(one), "--batch_size", "1",
         "--out", str(tmp_path / "one.npz"))
     ids, ref = load_embeddings(tmp_path / "one.npz")
     for k in (0, len(ids) - 1):
@@ -90,7 +93,7 @@ def test_extract_skips_bad_files_and_names_short_ones(trained, tmp_path):
     sf.write(d / "nan.wav", x, 16000, subtype="FLOAT")
     (d / "junk.wav").write_bytes(b"not audio")
     write_audio(d / "short.wav", 0.02)
-    r = run("extract.py", "demo_tde.yaml", trained, "--audio-dir", str(d), "--out", str(tmp_path / "e.npz"))
+    r = run("extract.py", "demo_tde.yaml", trained, "--audio_dir", str(d), "--out", str(tmp_path / "e.npz"))
     assert f"skipped {d / 'nan.wav'}: audio holds NaN or infinite samples" in r.stderr
     assert "3 bad file(s) skipped" in r.stderr and len((tmp_path / "e.bad_files.txt").read_text().splitlines()) == 3
     assert load_embeddings(tmp_path / "e.npz")[0] == ["good0", "good1"]
@@ -103,9 +106,47 @@ def test_extract_skips_bad_files_and_names_short_ones(trained, tmp_path):
         assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
         return r.stderr
 
-    err = failing("--audio-dir", str(d), "--on-bad-file", "raise", "--out", str(tmp_path / "r.npz"))
+    err = failing("--audio_dir", str(d), "--on_bad_file", "raise", "--out", str(tmp_path / "r.npz"))
     assert f"error: {d / 'junk.wav'}: unreadable audio (Format not recognised.) (3 bad file(s) in all" in err
     csv = tmp_path / "short.csv"  # a manifest still holding audio shorter than the model's receptive field
     csv.write_text(f"ID,duration,wav,start,stop,spk_id\nshort,0.02,{d / 'short.wav'},0,320,s\n")
-    err = failing("--manifest", str(csv), "--batch-size", "1", "--out", str(tmp_path / "s.npz"))
+    err = failing("--manifest", str(csv), "--batch_size", "1", "--out", str(tmp_path / "s.npz"))
     assert f"error: {d / 'short.wav'}: utterance 'short' (0.020 s) is shorter than the model's receptive field" in err
+
+
+def extract_recipe():
+    spec = importlib.util.spec_from_file_location("extract_recipe", ROOT / "recipes" / "extract.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_extract_help_lists_every_option_with_its_default(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")
+    text = extract_recipe().parser().format_help()
+    for option in ("--manifest CSV", "--audio_dir DIR, --audio-dir DIR", "--out NPZ", "--ark ARK",
+                   "--export_model DIR, --export-model DIR", "--on_bad_file {skip,raise}, --on-bad-file {skip,raise}",
+                   "--batch_size N, --batch-size N"):
+        line = next(ln for ln in text.splitlines() if ln.startswith(f"  {option}"))
+        entry = text[text.index(line):].split("\n  -")[0]
+        assert "(default: " in entry, entry
+    assert "stop at the first (default: skip)" in text and "16 on GPU (default: None)" in text
+
+
+@pytest.mark.parametrize("hparams, shortest", [
+    ({"min_seconds": 0.5}, 0.5),  # the flat key
+    ({"prep_options": PrepOptions(min_seconds=0.5)}, 0.5),  # a run folder made before it: nested, as training read it
+    ({"prep_options": {"min_seconds": 0.5}}, 0.5),  # or as a mapping
+    ({"min_seconds": None, "prep_options": None}, PrepOptions.min_seconds),  # neither: PrepOptions' default
+])
+def test_extract_audio_dir_min_seconds_from_the_run(hparams, shortest, tmp_path):
+    from ltspk.errors import DataError
+
+    d = tmp_path / "audio"
+    write_audio(d / "long.wav", 0.6)
+    write_audio(d / "mid.wav", 0.3)
+    rows = extract_recipe().audio_dir_rows(d, hparams, "skip", tmp_path / "bad.txt")
+    assert sorted(r.ID for r in rows) == (["long"] if shortest > 0.3 else ["long", "mid"])
+    if shortest > 0.3:
+        with pytest.raises(DataError, match="shorter than"):
+            extract_recipe().audio_dir_rows(d, hparams, "raise", tmp_path / "bad.txt")

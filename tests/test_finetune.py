@@ -12,6 +12,7 @@ import torch
 from test_resume_exact import ROOT, Stop, assert_same, checkpoints, outcome, stop_after_epoch, train
 
 from ltspk.brain import SpeakerBrain
+from ltspk.hparams import hparams_text
 
 ECAPA = ("!new:speechbrain.lobes.models.ECAPA_TDNN.ECAPA_TDNN {input_size: 40, channels: [16, 16, 48], "
          "kernel_sizes: [5, 3, 1], dilations: [1, 2, 1], attention_channels: 8, res2net_scale: 2, se_channels: 8, "
@@ -127,7 +128,7 @@ def test_resume_continues_from_the_checkpoint_not_the_folder(ft, monkeypatch):
 
 def test_per_step_schedule_keeps_the_ratio_and_a_run_folder_is_a_source(ft):
     tmp, _, ref, _ = ft
-    text = (ROOT / "hparams" / "demo_aam.yaml").read_text()
+    text = hparams_text(ROOT / "hparams" / "demo_aam.yaml")
     text, n = re.subn(r"^lr_annealing: .*\n(?:    .*\n)*", f"lr_annealing: {CYCLIC}\n", text, flags=re.M)
     assert n == 1
     (tmp / "demo_aam_cyclic.yaml").write_text(text)
@@ -169,7 +170,7 @@ def test_a_pretrained_model_of_other_shapes_is_refused_before_training(ft):
 def test_with_finetune_keys_adds_only_what_an_override_names():
     from ltspk.pretrained import with_finetune_keys
 
-    text = (ROOT / "hparams" / "folder_aam.yaml").read_text()
+    text = hparams_text(ROOT / "hparams" / "folder_aam.yaml")
     assert with_finetune_keys(text, "lr: 0.1\nprep_options: !new:x.Y {a: 1}") == text
     added = with_finetune_keys(text, "pretrained_embedder: /m\nprep_options: !new:x.Y {a: 1}")
     assert added.startswith(text.rstrip("\n")) and added.endswith("pretrained_embedder: null\nembedder_lr_scale: 0.1\n")

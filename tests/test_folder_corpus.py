@@ -196,8 +196,8 @@ def test_real_speech_end_to_end(dspspeech20, tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, str(ROOT / "recipes" / "train.py"), str(ROOT / "hparams" / "folder_tde.yaml"),
            "--data_folder", str(corpus), "--output_folder", str(out), "--number_of_epochs", "1", "--noprogressbar",
-           "--corpus_options", "{session_pattern: '^[^-]+-(?P<session>[^-]+)-', verification_speakers: 3, n_trials: 200}",
-           "--prep_options", "{imbalance_factor: null, holdout_per_speaker: 2, valid_per_speaker: 1, progress: False}",
+           "--verification_speakers", "3", "--n_trials", "200", "--imbalance_factor", "null",
+           "--holdout_per_speaker", "2", "--valid_per_speaker", "1",
            "--train_dataloader_options", "{batch_size: 16, num_workers: 0, drop_last: True, shuffle: True}"]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600,
                        env={**os.environ, "OMP_NUM_THREADS": "1"})

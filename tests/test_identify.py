@@ -350,7 +350,7 @@ def test_enrol_identify_add_equals_enrolling_from_scratch(tmp_path, embedder):
         add_speakers(tmp_path / "m_add", tmp_path / "new", embedder)
 
 
-def test_enrolment_bad_input(tmp_path, embedder, sb_model):
+def test_enrolment_bad_input(tmp_path, embedder, sb_model, monkeypatch):
     from ltspk.embedders import SpeechBrainEmbedder
     from ltspk.enrolment import EnrolmentModel, EnrolSettings, enrol
 
@@ -373,10 +373,16 @@ def test_enrolment_bad_input(tmp_path, embedder, sb_model):
     assert "top" in r[0] and "shorter than the speechbrain embedder's minimum" in r[1]["error"]
     # an embedder of another size, or other weights, is refused against this enrolment
     wide = SpeechBrainEmbedder(write_sb_folder(tmp_path / "wide", dim=48))
-    with pytest.raises(DataError, match="48-dimensional embeddings; this enrolment holds 32"):
+    calls = []
+    monkeypatch.setattr(SpeechBrainEmbedder, "embed", lambda self, w: calls.append(w))
+    with pytest.raises(DataError, match="not the one this enrolment was made with"):
         model.predict([data / "a" / "a-000.wav"], wide)
     with pytest.raises(DataError, match="not the one this enrolment was made with"):
         model.predict([data / "a" / "a-000.wav"], SpeechBrainEmbedder(write_sb_folder(tmp_path / "other", seed=9)))
+    assert calls == []  # refused before any file is embedded
+    monkeypatch.undo()
+    with pytest.raises(DataError, match="48-dimensional embeddings; this enrolment holds 32"):
+        model.check_embeddings(wide, wide.embed(np.zeros((1, 16000), dtype=np.float32)))
     (tmp_path / "m3" / "model.json").write_text(json.dumps({"format": "something else"}))
     with pytest.raises(DataError, match="not an ltspk enrolment model"):
         EnrolmentModel(tmp_path / "m3")

@@ -12,6 +12,7 @@ import yaml
 from test_resume_exact import ROOT, Stop, assert_same, checkpoints, outcome, train
 
 from ltspk.brain import SpeakerBrain
+from ltspk.hparams import hparams_text, merge_text
 
 MARGIN = ("margin_schedule: !new:ltspk.heads.aam.MarginScheduler {initial_margin: 0.0, final_margin: 0.2, "
           "increase_start_epoch: 1, fix_start_epoch: 3}\n")
@@ -27,11 +28,11 @@ TRIANGLE = [1 / 3, 2 / 3, 1.0, 2 / 3, 1 / 3, 0.0]  # CyclicLR at steps 1..6 (x m
 
 def variant(folder, name, schedule):
     """demo_aam.yaml with ``schedule`` as lr_annealing and a margin schedule, written to ``folder``."""
-    text = (ROOT / "hparams" / "demo_aam.yaml").read_text()
+    text = hparams_text(ROOT / "hparams" / "demo_aam.yaml")
     text, n = re.subn(r"^lr_annealing: .*\n(?:    .*\n)*", f"lr_annealing: {schedule}\n", text, flags=re.M)
     assert n == 1
     path = folder / f"demo_aam_{name}.yaml"
-    path.write_text(text + "\n" + MARGIN)
+    path.write_text(merge_text(text, MARGIN))
     return path
 
 

@@ -13,8 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--corpus_options", "{n_train_speakers: 8, max_utts: 16, imbalance: 4, n_test_speakers: 4, test_utts: 4, "
         "min_seconds: 1.0, max_seconds: 1.5, n_trials: 60}",
         "--train_dataloader_options", "{batch_size: 8, num_workers: 0, drop_last: True, shuffle: True}",
-        "--prep_options", "!new:ltspk.data.prepare.PrepOptions {holdout_per_speaker: 2, valid_per_speaker: 1, "
-        "shot_many_above: 8, shot_few_below: 4, progress: False}"]
+        "--holdout_per_speaker", "2", "--valid_per_speaker", "1", "--shot_many_above", "8", "--shot_few_below", "4"]
 
 
 def run(script, yaml, out, *extra, launcher=None):
@@ -163,9 +162,7 @@ def test_a_real_corpus_recipe_end_to_end(tmp_path, monkeypatch):
                       "--rir_folder", str(tmp_path / "rir"), *small[small.index("--embedding_model"):],
                       "--n_mels", "40", "--sentence_len", "0.5", "--batch_size", "4", "--num_workers", "0",
                       "--number_of_epochs", "2", "--asnorm_top_k", "2",
-                      "--corpus_options", "{train_subsets: [train-clean-100], trial_subsets: [test-clean], n_trials: 30}",
-                      "--prep_options", "!new:ltspk.data.prepare.PrepOptions {holdout_per_speaker: 1, "
-                      "valid_per_speaker: 1, shot_quantiles: [0.3333, 0.6667], workers: 1, progress: False}"])
+                      "--n_trials", "30", "--holdout_per_speaker", "1", "--prep_workers", "1"])
     finally:
         torch.set_num_threads(threads)
     log = (out / "train_log.txt").read_text().splitlines()

@@ -14,11 +14,12 @@ from test_resume_exact import ROOT, argv, checkpoints, train
 from ltspk.averaging import average_into, mean_state_dicts, write_averaged
 from ltspk.brain import epoch_checkpoints
 from ltspk.experiment import check_training_options, trained_experiment
+from ltspk.hparams import hparams_text, merge_text
 
 
 def variant(folder, name, extra):
     path = folder / f"demo_aam_{name}.yaml"
-    path.write_text((ROOT / "hparams" / "demo_aam.yaml").read_text() + "\n" + extra)
+    path.write_text(merge_text(hparams_text(ROOT / "hparams" / "demo_aam.yaml"), extra))
     return path
 
 
@@ -151,11 +152,11 @@ def test_average_of_the_last_epochs_is_evaluated(runs):
 def test_newbob_anneals_on_the_validation_loss(runs):
     import re
 
-    text = (ROOT / "hparams" / "demo_aam.yaml").read_text()
+    text = hparams_text(ROOT / "hparams" / "demo_aam.yaml")
     text = re.sub(r"^lr_annealing: .*\n(?:    .*\n)*", "lr_annealing: !new:speechbrain.nnet.schedulers.NewBobScheduler "
                   "{initial_value: 0.002, improvement_threshold: 0.5}\n", text, flags=re.M)
     yaml = runs / "demo_aam_newbob.yaml"
-    yaml.write_text(text + "\nvalid_during_training: True\n")
+    yaml.write_text(merge_text(text, "valid_during_training: True\n"))
     out = train(runs, "newbob", "--ckpt_interval_steps", "0", yaml_name=str(yaml), epochs=2)  # keep both epochs
     (m1, _), (m2, last) = checkpoints(out)
     assert (m1["epoch"], m2["epoch"]) == (1, 2)

@@ -4,12 +4,21 @@ from pathlib import Path
 
 CORPORA = ("voxceleb", "cnceleb", "librispeech", "folder", "synthetic")
 
+# each corpus's own options: top-level hparams keys of the same name (``corpus_options`` in older files)
+CORPUS_KEYS = {
+    "voxceleb": ("vox2_folder", "train_sets", "trial_list"),
+    "cnceleb": ("cn2_folder", "concat_min_seconds"),
+    "librispeech": ("train_subsets", "trial_subsets", "n_trials"),
+    "folder": ("session_pattern", "verification_speakers", "trials", "n_trials"),
+    "synthetic": (),  # the generator's parameters stay in ``corpus_options`` (ltspk.data.synthetic.make_corpus)
+}
+
 
 def prepare_corpus(corpus, data_folder, save_folder, options, **kwargs):
     """Prepare ``corpus`` from ``data_folder`` into ``save_folder``.
 
     voxceleb: data_folder is the VoxCeleb1 root; kwargs vox2_folder, train_sets, trial_list.
-    cnceleb: data_folder is CN-Celeb1 (``CN-Celeb_flac``); kwargs cn2_folder.
+    cnceleb: data_folder is CN-Celeb1 (``CN-Celeb_flac``); kwargs cn2_folder, concat_min_seconds.
     librispeech: kwargs train_subsets, trial_subsets, n_trials.
     folder: one folder per speaker; kwargs session_pattern, verification_speakers, trials, n_trials.
     synthetic: the synthetic corpus is written to data_folder first if it is not there;
@@ -23,7 +32,8 @@ def prepare_corpus(corpus, data_folder, save_folder, options, **kwargs):
     if corpus == "cnceleb":
         from ltspk.data.cnceleb import prepare_cnceleb
 
-        return prepare_cnceleb(save_folder, data_folder, kwargs.get("cn2_folder"), options)
+        return prepare_cnceleb(save_folder, data_folder, kwargs.get("cn2_folder"), options,
+                               concat_min_seconds=kwargs.get("concat_min_seconds"))
     if corpus == "librispeech":
         from ltspk.data.librispeech import prepare_librispeech
 
@@ -41,3 +51,49 @@ def prepare_corpus(corpus, data_folder, save_folder, options, **kwargs):
             root = make_corpus(data_folder, **{"seed": 0, **kwargs})  # the corpus is data: the same for every run seed
         return prepare_voxceleb(save_folder, root, None, ["vox1_dev"], "O", options)
     raise ValueError(f"unknown corpus {corpus!r}; choose one of {', '.join(CORPORA)}")
+
+
+# top-level hparams keys of the shared preparation options (ltspk.data.prepare.PrepOptions's fields)
+PREP_KEYS = {"min_utterances": "min_utterances", "imbalance_factor": "imbalance_factor",
+             "holdout_per_speaker": "holdout_per_speaker", "valid_per_speaker": "valid_per_speaker",
+             "shot_many_above": "shot_many_above", "shot_few_below": "shot_few_below",
+             "shot_quantiles": "shot_quantiles", "verify_samples": "verify_samples", "min_seconds": "min_seconds",
+             "on_bad_file": "on_bad_file", "prep_workers": "workers", "seed": "seed"}
+# corpus keys whose null means the corpus's own default: left out of the preparation's fingerprint
+# (ltspk.data.prepared), so that a null key and an absent one are the same preparation
+NULL_IS_DEFAULT = {"vox2_folder", "cn2_folder", "concat_min_seconds", "session_pattern", "verification_speakers",
+                   "trials"}
+
+
+def options_from_hparams(hparams):
+    """``(corpus, data_folder, prepared_folder, PrepOptions, corpus_options)`` of loaded hparams.
+
+    The options are top-level keys (``holdout_per_speaker: 3``, ``trial_list: O``), so that one
+    command-line override changes one value. Files (and run folders) written before that hold
+    them nested in ``prep_options`` (a ``PrepOptions`` or a mapping) and ``corpus_options``; those
+    are read too, and a value set both ways is an error.
+    """
+    from ltspk.data.prepare import PrepOptions
+    from ltspk.hparams import HparamsError
+
+    corpus = hparams.get("corpus")
+    if corpus not in CORPORA:
+        raise HparamsError(f"corpus: {corpus!r} is not a corpus ltspk prepares; choose one of {', '.join(CORPORA)}")
+    nested = hparams.get("prep_options")
+    if nested is not None:
+        both = sorted(k for k in PREP_KEYS if k != "seed" and k in hparams)
+        if both:
+            raise HparamsError(f"prep_options and the top-level key(s) {', '.join(both)} both set preparation "
+                               "options: keep the top-level keys")
+        options = nested if isinstance(nested, PrepOptions) else PrepOptions(**dict(nested))
+    else:
+        options = PrepOptions(**{field: hparams[key] for key, field in PREP_KEYS.items() if key in hparams})
+    corpus_options = dict(hparams.get("corpus_options") or {})
+    for key in CORPUS_KEYS[corpus]:
+        if key not in hparams:
+            continue
+        if key in corpus_options and corpus_options[key] != hparams[key]:
+            raise HparamsError(f"{key} is {hparams[key]!r} but corpus_options.{key} is {corpus_options[key]!r}: "
+                               "keep the top-level key")
+        corpus_options[key] = hparams[key]
+    return corpus, hparams.get("data_folder"), hparams["prepared_folder"], options, corpus_options

@@ -6,15 +6,22 @@ fingerprint in ``prepared.json``: the corpus, the data folder, every preparation
 the corpus options, plus hashes of the manifests it wrote. Training reuses a prepared folder
 only when the fingerprint matches its configuration, and otherwise stops with the keys that
 differ.
+
+Manifests list absolute audio paths. Audio a corpus writes into its preparation (CN-Celeb's
+concatenated short clips, ``<folder>/concat/``) is first written into the temporary folder, so
+before the swap the manifest rows that point into it are moved to the final folder's path
+(``relocate_manifests``): every listed file exists once the folder is swapped in.
 """
 
 import hashlib
 import json
 import logging
-from dataclasses import asdict, is_dataclass
+import os
+from dataclasses import asdict, is_dataclass, replace
 from pathlib import Path
 
 from ltspk.atomic import recover_folder, staged_folder, write_json
+from ltspk.data.manifest import read_manifest, write_manifest
 from ltspk.errors import DataError
 from ltspk.fingerprint import differences
 
@@ -29,10 +36,14 @@ def _plain(value):
 
 
 def fingerprint(corpus, data_folder, options, corpus_options=None):
+    from ltspk.data.corpora import NULL_IS_DEFAULT
+
     opts = asdict(options) if is_dataclass(options) else dict(options or {})
+    # a corpus option whose null is the corpus's own default is the same preparation as no value
+    corpus_options = {k: v for k, v in (corpus_options or {}).items() if not (v is None and k in NULL_IS_DEFAULT)}
     return _plain({"corpus": corpus, "data_folder": str(Path(data_folder).resolve()) if data_folder else None,
                    "options": {k: v for k, v in opts.items() if k not in NOT_IN_FINGERPRINT},
-                   "corpus_options": corpus_options or {}})
+                   "corpus_options": corpus_options})
 
 
 def _manifest_hashes(folder):
@@ -44,6 +55,25 @@ def _manifest_hashes(folder):
     return out
 
 
+def relocate_manifests(staged, final):
+    """Rewrite the manifest rows of ``staged`` whose audio lies inside ``staged`` to the same file
+    under ``final`` (where the folder will be); manifests with no such row are left untouched.
+    Returns how many rows were moved."""
+    staged, final = os.path.abspath(staged), os.path.abspath(final)
+    moved = 0
+    for name in MANIFESTS:
+        path = Path(staged) / name
+        if not name.endswith(".csv") or not path.is_file():
+            continue
+        rows = read_manifest(path)
+        inside = [os.path.commonpath([staged, os.path.abspath(u.wav)]) == staged for u in rows]
+        if any(inside):
+            write_manifest(path, [replace(u, wav=os.path.join(final, os.path.relpath(os.path.abspath(u.wav), staged)))
+                                  if yes else u for u, yes in zip(rows, inside)])
+            moved += sum(inside)
+    return moved
+
+
 def prepare_whole(corpus, data_folder, folder, options, corpus_options=None, plot=True):
     """Prepare ``corpus`` into ``folder`` through a temporary folder swapped in whole."""
     from ltspk.data.corpora import prepare_corpus
@@ -52,6 +82,7 @@ def prepare_whole(corpus, data_folder, folder, options, corpus_options=None, plo
     folder = Path(folder)
     with staged_folder(folder, clean=True) as tmp:
         prepare_corpus(corpus, data_folder, tmp, options, **(corpus_options or {}))
+        relocate_manifests(tmp, folder)  # audio written into tmp/ is listed where it will be after the swap
         info = load_counts(tmp / "counts.json")
         log.info("\n%s", summary_text(info))
         if plot:

@@ -139,10 +139,10 @@ def prepare_voxceleb(save_folder, vox1_folder=None, vox2_folder=None, train_sets
         raise ValueError(f"unknown VoxCeleb training set(s) {sorted(unknown)}; use vox1_dev, vox2_dev")
     if ("vox1_dev" in train_sets or trial_list) and not vox1_folder:
         raise DataError(save_folder, "VoxCeleb1 is needed for vox1_dev training or VoxCeleb1 trials: give its root "
-                                     "(--data_folder DIR / --vox1 DIR)")
+                                     "(--data_folder DIR)")
     if "vox2_dev" in train_sets and not vox2_folder:
-        raise DataError(save_folder, "vox2_dev training needs the VoxCeleb2 root (--vox2_folder DIR / --vox2 DIR); "
-                                     "to train on VoxCeleb1 alone: --corpus_options \"{train_sets: [vox1_dev]}\"")
+        raise DataError(save_folder, "vox2_dev training needs the VoxCeleb2 root (--vox2_folder DIR); "
+                                     "to train on VoxCeleb1 alone: --train_sets [vox1_dev]")
 
     vox1_dev, vox1_all = [], {}
     if vox1_folder:
