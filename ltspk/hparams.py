@@ -64,46 +64,80 @@ def referenced_keys(text):
     return set(re.findall(r"<([A-Za-z_][A-Za-z0-9_]*)", text))
 
 
-BASE_LINE = re.compile(r"^base\s*:\s*(.+?)\s*(#.*)?$", re.M)
-KEY_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*:")
+def _compose(text, where):
+    """The YAML node tree of ``text`` (tags kept, nothing built); ``HparamsError`` naming ``where``."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        root = YAML().compose(text)
+    except YAMLError as e:
+        raise HparamsError(f"{where}: not valid YAML: {e}") from None
+    from ruamel.yaml.nodes import MappingNode
+
+    if root is not None and not isinstance(root, MappingNode):
+        raise HparamsError(f"{where}: an hparams file is a mapping of keys to values")
+    return root
 
 
-def _blocks(text):
-    """``text`` as ``(key, block)`` pairs: a top-level key's block is its line, the indented lines
-    under it and comment lines right after it; blank lines and what follows them up to the next key
-    (section comments) are blocks of key ``None``."""
-    out, key, lines = [], None, []
-    for line in text.splitlines(keepends=True):
-        m = KEY_LINE.match(line)
-        attached = key is not None and line.strip() and (line[0] in " \t" or line.startswith("#"))
-        if m or not attached:
-            if lines and (m or key is not None):
-                out.append((key, "".join(lines)))
-                lines = []
-            key = m.group(1) if m else None
-        lines.append(line)
-    if lines:
-        out.append((key, "".join(lines)))
+def _blocks(text, where="hparams"):
+    """``text`` as ``(key, block, value_node)`` triples, in order: a top-level key's block runs from its
+    line through the last line of its value (found by the YAML parser, so blank lines inside a value,
+    block scalars and column-0 ``- item`` lists stay in it), plus the column-0 comment lines right
+    after it; what lies between blocks (blank lines, section comments) is a block of key ``None``."""
+    lines = text.splitlines(keepends=True)
+    root = _compose(text, where)
+    spans = []
+    for key_node, value_node in (root.value if root is not None else []):
+        start, end = key_node.start_mark.line, value_node.end_mark.line
+        last = end if value_node.end_mark.column > 0 else end - 1
+        last = min(max(last, start), len(lines) - 1)
+        while last > start and (not lines[last].strip() or lines[last].startswith("#")):
+            last -= 1  # a block value's end mark lies past the blank lines and comments that follow it
+        spans.append((str(key_node.value), start, last, value_node))
+    out, pos = [], 0
+    for n, (key, start, last, node) in enumerate(spans):
+        if start > pos:
+            out.append((None, "".join(lines[pos:start]), None))
+        stop = spans[n + 1][1] if n + 1 < len(spans) else len(lines)
+        last += 1
+        while last < stop and lines[last].startswith("#"):
+            last += 1  # comment lines right after a value belong to it
+        out.append((key, "".join(lines[start:last]), node))
+        pos = last
+    if pos < len(lines):
+        out.append((None, "".join(lines[pos:]), None))
     return out
 
 
-def merge_text(base, own):
+def merge_text(base, own, where="hparams"):
     """``base`` YAML text with the top-level blocks of ``own`` put over it: a key of both keeps the
     base's place and takes ``own``'s block; ``own``'s other keys (and the comments between them)
     follow at the end; ``own``'s leading comments come first."""
-    mine = _blocks(own)
+    mine = _blocks(own, where)
     lead = []
     while mine and mine[0][0] is None:
         lead.append(mine.pop(0)[1])
-    replace = {k: b for k, b in mine if k is not None}
+    replace = {k: b for k, b, _ in mine if k is not None}
     placed = set()
     body = []
-    for key, block in _blocks(base):
+    for key, block, _ in _blocks(base, where):
         if key in replace:
             block, _ = replace[key], placed.add(key)
         body.append(block if block.endswith("\n") else block + "\n")
-    rest = [b for k, b in mine if k not in placed]
+    rest = [b for k, b, _ in mine if k not in placed]
     return "".join(lead) + "".join(body) + ("\n" + "".join(rest) if rest else "")
+
+
+def _base_names(node, path):
+    """The file names of a ``base:`` value: one name or a list of names."""
+    from ruamel.yaml.nodes import ScalarNode, SequenceNode
+
+    items = node.value if isinstance(node, SequenceNode) else [node]
+    if not items or not all(isinstance(n, ScalarNode) and str(n.value).strip() for n in items):
+        raise HparamsError(f"{path}: base: expects a file name or a list of file names, e.g. "
+                           "base: [base/voxceleb.yaml, heads/tde.yaml]")
+    return [str(n.value).strip() for n in items]
 
 
 def hparams_text(hparams_file, overrides=None, _seen=()):
@@ -112,24 +146,23 @@ def hparams_text(hparams_file, overrides=None, _seen=()):
     (``ltspk.pretrained.with_finetune_keys``)."""
     path = Path(hparams_file)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except OSError as e:
         raise HparamsError(f"{path}: cannot read the hparams file ({e.strerror or e})") from None
-    m = BASE_LINE.search(text)
-    if m:
-        own = text[:m.start()] + text[m.end():].lstrip("\n")
-        names = m.group(1).strip()
-        names = [n.strip() for n in names[1:-1].split(",")] if names.startswith("[") else [names]
+    blocks = _blocks(text, path)
+    names = [node for key, _, node in blocks if key == "base"]
+    if names:
+        own = "".join(block for key, block, _ in blocks if key != "base")
         merged = ""
-        for name in filter(None, names):
+        for name in _base_names(names[0], path):
             base = (path.parent / name).resolve()
             if base in _seen or base == path.resolve():
                 raise HparamsError(f"{path}: base {name} includes itself (through {' -> '.join(map(str, _seen))})")
             if not base.is_file():
                 raise HparamsError(f"{path}: base {name} not found (looked for {base})")
             part = hparams_text(base, None, (*_seen, path.resolve()))
-            merged = merge_text(merged, part) if merged else part
-        text = merge_text(merged, own)
+            merged = merge_text(merged, part, base) if merged else part
+        text = merge_text(merged, own, path)
     if overrides is None:
         return text
     from ltspk.pretrained import with_finetune_keys
@@ -145,6 +178,7 @@ def load_hparams(hparams_file, overrides=None):
 
     path = Path(hparams_file)
     text = hparams_text(path, overrides or "")
+    _compose(text, path)  # a YAML error is an HparamsError naming the file, not a parser traceback
     stream = io.StringIO(text)
     stream.name = str(path)  # hyperpyyaml resolves !include: paths against it
     try:

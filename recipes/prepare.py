@@ -10,9 +10,13 @@
                                         [--verification_speakers N|FRACTION | --trials FILE]
   python recipes/prepare.py synthetic   --prepared_folder DIR [--data_folder DIR] [--n_train_speakers N]
 
-or exactly as training prepares it, from an hparams file and its overrides:
+or exactly as training prepares it, from an hparams file and its overrides (the file is loaded as
+training loads it, so its objects are built too):
 
   python recipes/prepare.py HPARAMS.yaml [--data_folder DIR] [--prepared_folder DIR] [--any_key VALUE ...]
+
+As training does, a folder already prepared with the same corpus, data folder and options is reused,
+and one prepared otherwise is refused with the settings that differ (delete it to prepare again).
 
 Every option is named as its hparams key (--holdout_per_speaker 3, --imbalance_factor 20, ...);
 the older spellings (--save, --holdout, --many-above, ...) still work. Every corpus keeps each
@@ -28,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ltspk.data.prepare import PrepOptions  # noqa: E402
-from ltspk.data.prepared import prepare_whole  # noqa: E402
+from ltspk.data.prepared import check_prepared, prepare_whole  # noqa: E402
 from ltspk.data.summary import load_counts, summary_text  # noqa: E402
 from ltspk.errors import LtspkError  # noqa: E402
 
@@ -206,7 +210,10 @@ def main(argv=None):
             corpus, data, prepared, opts, corpus_options = from_hparams(argv)
         else:
             corpus, data, prepared, opts, corpus_options = from_subcommand(argv)
-        prepare_whole(corpus, data, prepared, opts, corpus_options)
+        if check_prepared(prepared, corpus, data, opts, corpus_options):  # as training: reused, never replaced
+            print(f"{prepared}: already prepared from this corpus with these options (delete it to prepare again)")
+        else:
+            prepare_whole(corpus, data, prepared, opts, corpus_options)
     except (LtspkError, ValueError) as e:
         sys.exit(f"error: {e}")
     print(summary_text(load_counts(Path(prepared) / "counts.json")))

@@ -35,7 +35,7 @@ def with_imbalance(passthrough, factor):
     """The pass-through arguments with ``--imbalance_factor FACTOR`` (a top-level key of every
     shipped configuration); one given there already is an error, not silently replaced."""
     args = list(passthrough)
-    if "--imbalance_factor" in args:
+    if any(a == "--imbalance_factor" or a.startswith("--imbalance_factor=") for a in args):
         sys.exit("error: --imbalance_factor after -- and --imbalance-factors both set the imbalance factor: keep one")
     return args + ["--imbalance_factor", f"{factor:g}"]
 

@@ -55,7 +55,7 @@ def test_one_preparation_value_is_one_override():
         load_hparams(ROOT / "hparams" / "folder_aam.yaml", overrides))
     assert (corpus, data, prepared) == ("folder", "x", "results/folder_aam/1986/prepared")
     assert (opts.holdout_per_speaker, opts.valid_per_speaker, opts.imbalance_factor, opts.seed) == (3, 5, 20, 1986)
-    assert (opts.shot_many_above, opts.shot_few_below, opts.workers) == (40, 10, 8)
+    assert (opts.shot_many_above, opts.shot_few_below, opts.workers, opts.progress) == (40, 10, 8, False)
     assert corpus_opts == {"session_pattern": "^[^-]+-(?P<session>[^-]+)-", "verification_speakers": 10,
                            "trials": None, "n_trials": 50}
     # trials: null is the corpus's default: the preparation's fingerprint is that of a file without the key
@@ -110,6 +110,44 @@ def test_base_files_merge_key_by_key(tmp_path):
     (tmp_path / "lost.yaml").write_text("base: nowhere.yaml\n")
     with pytest.raises(HparamsError, match="lost.yaml: base nowhere.yaml not found"):
         hparams_text(tmp_path / "lost.yaml")
+
+
+def test_blocks_end_where_the_yaml_value_ends(tmp_path):
+    """A blank line inside a value, a block scalar, a column-0 list: each stays with its key when merged."""
+    from hyperpyyaml import load_hyperpyyaml
+
+    base = ("lr: 0.1\nopts:\n    x: 1\nnote: |\n    line1\n\n    line2\np: [0.01, 0.05]\n"
+            "valid_dataloader_options:\n    batch_size: 8\n")
+    own = "opts:\n    x: 5\n\n    y: 6\nnote: new\np:\n- 0.5\n- 0.7\nlast:\n- 1\n\n# trailing comment\n"
+    hp = load_hyperpyyaml(merge_text(base, own))
+    assert hp["opts"] == {"x": 5, "y": 6} and hp["note"] == "new" and hp["p"] == [0.5, 0.7] and hp["last"] == [1]
+    assert hp["valid_dataloader_options"] == {"batch_size": 8} and hp["lr"] == 0.1
+    hp = load_hyperpyyaml(merge_text(own, "lr: 1\n"))  # the base's values with blank lines survive a merge
+    assert hp["opts"] == {"x": 5, "y": 6} and hp["p"] == [0.5, 0.7] and hp["lr"] == 1
+    # base: quoted, as a block list, after a BOM; an indented base: is a value, not the file's base
+    (tmp_path / "b.yaml").write_text("a: 1\nnested:\n    base: not_a_file.yaml\n")
+    for head in ('base: "b.yaml"\n', "base:\n- b.yaml\n", "\ufeffbase: b.yaml  # the corpus\n"):
+        (tmp_path / "h.yaml").write_text(head + "c: 2\n", encoding="utf-8")
+        hp = load_hyperpyyaml(hparams_text(tmp_path / "h.yaml"))
+        assert (hp["a"], hp["c"], hp["nested"]) == (1, 2, {"base": "not_a_file.yaml"}), head
+    (tmp_path / "h.yaml").write_text("base:\nc: 2\n")
+    with pytest.raises(HparamsError, match="h.yaml: base: expects a file name or a list of file names"):
+        hparams_text(tmp_path / "h.yaml")
+    (tmp_path / "h.yaml").write_text("base: b.yaml\nc: [1, 2\n")
+    with pytest.raises(HparamsError, match="h.yaml: not valid YAML"):
+        hparams_text(tmp_path / "h.yaml")
+
+
+def test_a_key_of_another_corpus_is_refused():
+    from ltspk.data.corpora import options_from_hparams
+
+    hp = load_hparams(ROOT / "hparams" / "folder_aam.yaml", {"data_folder": "x"})
+    with pytest.raises(HparamsError, match="concat_min_seconds: a cnceleb key, which the folder corpus does not read"):
+        options_from_hparams({**hp, "concat_min_seconds": 5})
+    # an older run folder: a top-level null beside the nested value of corpus_options, which is the one used
+    old = {"corpus": "voxceleb", "data_folder": "v1", "prepared_folder": "p", "seed": 1, "vox2_folder": None,
+           "prep_options": {"seed": 1}, "corpus_options": {"vox2_folder": "/data/vox2", "train_sets": ["vox2_dev"]}}
+    assert options_from_hparams(old)[4] == {"vox2_folder": "/data/vox2", "train_sets": ["vox2_dev"]}
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "hparams").glob("*.yaml")), ids=lambda p: p.name)

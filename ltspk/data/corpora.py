@@ -58,7 +58,7 @@ PREP_KEYS = {"min_utterances": "min_utterances", "imbalance_factor": "imbalance_
              "holdout_per_speaker": "holdout_per_speaker", "valid_per_speaker": "valid_per_speaker",
              "shot_many_above": "shot_many_above", "shot_few_below": "shot_few_below",
              "shot_quantiles": "shot_quantiles", "verify_samples": "verify_samples", "min_seconds": "min_seconds",
-             "on_bad_file": "on_bad_file", "prep_workers": "workers", "seed": "seed"}
+             "on_bad_file": "on_bad_file", "prep_workers": "workers", "prep_progress": "progress", "seed": "seed"}
 # corpus keys whose null means the corpus's own default: left out of the preparation's fingerprint
 # (ltspk.data.prepared), so that a null key and an absent one are the same preparation
 NULL_IS_DEFAULT = {"vox2_folder", "cn2_folder", "concat_min_seconds", "session_pattern", "verification_speakers",
@@ -88,10 +88,16 @@ def options_from_hparams(hparams):
         options = nested if isinstance(nested, PrepOptions) else PrepOptions(**dict(nested))
     else:
         options = PrepOptions(**{field: hparams[key] for key, field in PREP_KEYS.items() if key in hparams})
+    own = set(CORPUS_KEYS[corpus])
+    for other, keys in CORPUS_KEYS.items():
+        stray = sorted(k for k in set(keys) - own if hparams.get(k) is not None)
+        if stray:
+            raise HparamsError(f"{', '.join(stray)}: a {other} key, which the {corpus} corpus does not read (it would "
+                               "silently have no effect)")
     corpus_options = dict(hparams.get("corpus_options") or {})
     for key in CORPUS_KEYS[corpus]:
-        if key not in hparams:
-            continue
+        if key not in hparams or (hparams[key] is None and key in corpus_options):
+            continue  # an older file's top-level null beside its nested value: the nested value is the one used
         if key in corpus_options and corpus_options[key] != hparams[key]:
             raise HparamsError(f"{key} is {hparams[key]!r} but corpus_options.{key} is {corpus_options[key]!r}: "
                                "keep the top-level key")
