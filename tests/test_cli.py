@@ -1,6 +1,5 @@
 """The preparation and summary command lines, run as a user would."""
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -8,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import write_audio
+from conftest import recipe_module, write_audio
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,13 +39,6 @@ def test_cli_errors_are_one_line(tmp_path):
     assert r.returncode != 0 and "missing.yaml: hparams file not found" in r.stderr and "Traceback" not in r.stderr
     r = run("recipes/summary.py", str(tmp_path))
     assert r.returncode != 0 and "counts.json: file not found" in r.stderr
-
-
-def prepare_recipe():
-    spec = importlib.util.spec_from_file_location("prepare_recipe", ROOT / "recipes" / "prepare.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def option_blocks(text):
@@ -87,7 +79,7 @@ CORPUS_HELP = {  # a few exact strings of each sub-command's help: the hparams k
 def test_prepare_subcommand_help_lists_every_option_with_its_default(corpus, monkeypatch, capsys):
     monkeypatch.setenv("COLUMNS", "400")  # one line per option
     with pytest.raises(SystemExit) as e:
-        prepare_recipe().main([corpus, "--help"])
+        recipe_module("prepare").main([corpus, "--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
     blocks = option_blocks(out)

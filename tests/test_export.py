@@ -1,6 +1,5 @@
 """Extraction and the exported SpeechBrain model folder give the recipe's own embeddings."""
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import write_audio
+from conftest import recipe_module, write_audio
 from test_train_e2e import ROOT, TINY, run
 
 from ltspk.data.prepare import PrepOptions
@@ -114,16 +113,9 @@ def test_extract_skips_bad_files_and_names_short_ones(trained, tmp_path):
     assert f"error: {d / 'short.wav'}: utterance 'short' (0.020 s) is shorter than the model's receptive field" in err
 
 
-def extract_recipe():
-    spec = importlib.util.spec_from_file_location("extract_recipe", ROOT / "recipes" / "extract.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_extract_help_lists_every_option_with_its_default(monkeypatch):
     monkeypatch.setenv("COLUMNS", "400")
-    text = extract_recipe().parser().format_help()
+    text = recipe_module("extract").parser().format_help()
     for option in ("--manifest CSV", "--audio_dir DIR, --audio-dir DIR", "--out NPZ", "--ark ARK",
                    "--export_model DIR, --export-model DIR", "--on_bad_file {skip,raise}, --on-bad-file {skip,raise}",
                    "--batch_size N, --batch-size N"):
@@ -145,8 +137,8 @@ def test_extract_audio_dir_min_seconds_from_the_run(hparams, shortest, tmp_path)
     d = tmp_path / "audio"
     write_audio(d / "long.wav", 0.6)
     write_audio(d / "mid.wav", 0.3)
-    rows = extract_recipe().audio_dir_rows(d, hparams, "skip", tmp_path / "bad.txt")
+    rows = recipe_module("extract").audio_dir_rows(d, hparams, "skip", tmp_path / "bad.txt")
     assert sorted(r.ID for r in rows) == (["long"] if shortest > 0.3 else ["long", "mid"])
     if shortest > 0.3:
         with pytest.raises(DataError, match="shorter than"):
-            extract_recipe().audio_dir_rows(d, hparams, "raise", tmp_path / "bad.txt")
+            recipe_module("extract").audio_dir_rows(d, hparams, "raise", tmp_path / "bad.txt")
