@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from ltspk.metrics import _validate, eer, min_dcf, operating_points
+from ltspk.metrics import _validate, verification_metrics
 
 LN2 = math.log(2.0)
 
@@ -112,14 +112,14 @@ class LogisticCalibration:
 
 
 def calibrated_metrics(llrs, labels, p_targets=(0.01, 0.05), c_miss=1.0, c_fa=1.0):
-    """EER %, Cllr, min Cllr, and actual / minimum DCF at each p_target, of calibrated LLRs."""
+    """EER %, Cllr, min Cllr, and actual / minimum DCF at each p_target, of calibrated LLRs (EER and
+    minDCF by ``ltspk.metrics.verification_metrics``)."""
     llrs = np.asarray(llrs, dtype=np.float64)
-    pts = operating_points(llrs, labels)
-    out = {"eer": 100 * eer(None, None, pts)[0], "cllr": cllr(llrs, labels), "min_cllr": min_cllr(llrs, labels),
-           "n_trials": int(llrs.size)}
+    ver = verification_metrics(llrs, labels, p_targets, c_miss=c_miss, c_fa=c_fa)
+    out = {"eer": ver["eer"], "cllr": cllr(llrs, labels), "min_cllr": min_cllr(llrs, labels), "n_trials": ver["n_trials"]}
     for p in p_targets:
         out[f"act_dcf_{p:g}"] = act_dcf(llrs, labels, p, c_miss, c_fa)
-        out[f"min_dcf_{p:g}"] = min_dcf(None, None, p, c_miss, c_fa, points=pts)[0]
+        out[f"min_dcf_{p:g}"] = ver[f"min_dcf_{p:g}"]
     return out
 
 

@@ -41,6 +41,7 @@ from ltspk.errors import DataError
 log = logging.getLogger(__name__)
 EMBEDDING_MODULES = ("compute_features", "mean_var_norm", "embedding_model")
 SB_REQUIRED = ("hyperparams.yaml", "embedding_model.ckpt")
+SOURCE_PREFIXES = ("run:", "speechbrain:")
 
 
 def _digest_files(paths, extra=None):
@@ -140,6 +141,29 @@ def _embedding_modules_yaml(yaml_text, source):
     return buf.getvalue(), int(doc.get("sample_rate", 16000))
 
 
+def source_kind(source):
+    """What a folder source is: (``"run"`` or ``"speechbrain"``, the folder). ``run:DIR`` and
+    ``speechbrain:DIR`` say it; otherwise the folder's layout does (``embedding_model.ckpt``: a
+    SpeechBrain model folder; ``hyperparams.yaml`` + ``save/``: an ltspk run), and a folder that is
+    neither, or none, counts as a SpeechBrain model folder (whose check names what it lacks).
+    Identification (``load_embedder``) and fine-tuning (``ltspk.pretrained``) read sources this way."""
+    source = str(source)
+    for prefix in SOURCE_PREFIXES:
+        if source.startswith(prefix):
+            return prefix[:-1], Path(source[len(prefix):])
+    path = Path(source)
+    if (path / "embedding_model.ckpt").is_file():
+        return "speechbrain", path
+    if (path / "save").is_dir() and (path / "hyperparams.yaml").is_file():
+        return "run", path
+    return "speechbrain", path
+
+
+def missing_model_files(folder):
+    """The files of a SpeechBrain model folder (``SB_REQUIRED``) that ``folder`` lacks."""
+    return [f for f in SB_REQUIRED if not (Path(folder) / f).is_file()]
+
+
 def run_checkpoints(run_dir):
     """The checkpoint(s) an ltspk run's evaluation takes its model from, chosen as
     ``Experiment.recover`` chooses them from the run's ``hyperparams.yaml`` (read, nothing built):
@@ -210,7 +234,7 @@ class SpeechBrainEmbedder(Embedder):
         if not self.path.is_dir():
             raise DataError(folder, "SpeechBrain model folder not found (only folders on disk are used: "
                                     "nothing is fetched from a model hub)")
-        missing = [f for f in SB_REQUIRED if not (self.path / f).is_file()]
+        missing = missing_model_files(self.path)
         if missing:
             present = sorted(p.name for p in self.path.iterdir())[:10]
             raise DataError(self.path, f"not a SpeechBrain model folder: missing {', '.join(missing)} (a folder like "
@@ -302,22 +326,15 @@ class ResemblyzerEmbedder(Embedder):
 
 def load_embedder(source, device="cpu"):
     """An embedder from ``run:DIR``, ``speechbrain:DIR``, ``resemblyzer`` or a DIR whose
-    layout says which (a SpeechBrain model folder or an ltspk run)."""
+    layout says which (a SpeechBrain model folder or an ltspk run: ``source_kind``)."""
     source = str(source)
     if source == "resemblyzer":
         return ResemblyzerEmbedder(device)
-    for prefix, cls in (("run:", RunEmbedder), ("speechbrain:", SpeechBrainEmbedder)):
-        if source.startswith(prefix):
-            return cls(source[len(prefix):], device)
-    path = Path(source)
-    if not path.is_dir():
+    kind, path = source_kind(source)
+    if not source.startswith(SOURCE_PREFIXES) and not path.is_dir():
         raise DataError(source, "embedder not found: give an ltspk run folder, a SpeechBrain model folder "
                                 "(hyperparams.yaml + embedding_model.ckpt), or 'resemblyzer'")
-    if (path / "embedding_model.ckpt").is_file():
-        return SpeechBrainEmbedder(path, device)
-    if (path / "save").is_dir() and (path / "hyperparams.yaml").is_file():
-        return RunEmbedder(path, device)
-    return SpeechBrainEmbedder(path, device)  # names the files a model folder lacks
+    return (RunEmbedder if kind == "run" else SpeechBrainEmbedder)(path, device)
 
 
 def from_spec(spec, device="cpu"):

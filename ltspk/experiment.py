@@ -118,7 +118,7 @@ class Experiment:
         self.hparams = hparams
         check_training_options(hparams)
         crop_seconds(hparams)
-        self.check_pretrained()
+        self.pretrained = self.check_pretrained()  # (state, what): read once, loaded by fit
         self.prepared = prepare_data(hparams)
         self.train_rows = require_training_data(self.prepared / "train.csv")  # read and checked once
         self.counts_info = load_counts(self.prepared / "counts.json")
@@ -219,7 +219,8 @@ class Experiment:
 
     def check_pretrained(self):
         """When fine-tuning a run that has no checkpoint yet: refuse a pretrained embedder that is
-        missing or does not fit the configured embedding model, before the data are prepared."""
+        missing or does not fit the configured embedding model, before the data are prepared. Returns
+        the weights read and what they are (``init_from_pretrained`` loads them), or None."""
         from ltspk.pretrained import check_pretrained_embedder, finetune_options
 
         options = finetune_options(self.hparams)
@@ -242,7 +243,8 @@ class Experiment:
             log.info("resuming from %s: the embedding model is the checkpoint's (pretrained_embedder is only "
                      "loaded when training starts from scratch)", ckpt.path)
             return None
-        what = load_pretrained_embedder(self.modules["embedding_model"], options[0])
+        what = load_pretrained_embedder(self.modules["embedding_model"], options[0], self.pretrained)
+        self.pretrained = None  # in the model now
         log.info("fine-tuning %s, at %g x the learning rate of the head", what, options[1])
         return what
 

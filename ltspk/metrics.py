@@ -94,12 +94,12 @@ def det_curve(scores, labels, max_points=2000):
     return pts.p_fa[idx], pts.p_miss[idx]
 
 
-def verification_metrics(scores, labels, p_targets=(0.01, 0.05), weights=None):
-    """EER (%) and normalised minDCF at each p_target, from one sort."""
+def verification_metrics(scores, labels, p_targets=(0.01, 0.05), weights=None, c_miss=1.0, c_fa=1.0):
+    """EER (%) and normalised minDCF at each p_target (costs ``c_miss``, ``c_fa``), from one sort."""
     pts = operating_points(scores, labels, weights)
     out = {"eer": 100 * eer(None, None, pts)[0], "n_trials": int(len(np.asarray(scores).ravel()))}
     for p in p_targets:
-        out[f"min_dcf_{p:g}"] = min_dcf(None, None, p, points=pts)[0]
+        out[f"min_dcf_{p:g}"] = min_dcf(None, None, p, c_miss, c_fa, points=pts)[0]
     return out
 
 

@@ -9,12 +9,17 @@ exactly as before: same random draws, same results):
 
   - a SpeechBrain model folder (``hyperparams.yaml`` + ``embedding_model.ckpt``: the layout of
     ``spkrec-ecapa-voxceleb``; ``recipes/extract.py --export_model`` writes one from an ltspk
-    run), loaded with SpeechBrain's ``Pretrainer`` (``collect_files`` from the folder, never a
-    hub, then ``load_collected``);
+    run), read from the folder (never a hub);
   - an ltspk run folder (``hyperparams.yaml`` + ``save/``): the embedding model of the checkpoint
     its evaluation uses (``ltspk.embedders.run_checkpoints``: the best by ``ckpt_min_key`` /
     ``ckpt_max_key``, the mean of the last ``ckpt_average_last`` epochs, or the latest);
-  - ``speechbrain:DIR`` / ``run:DIR`` to say which.
+  - ``speechbrain:DIR`` / ``run:DIR`` to say which (``ltspk.embedders.source_kind``, as
+    identification reads its sources).
+
+  The weights are read once (SpeechBrain's key patching, ``torch.load`` with ``weights_only``):
+  the check before the data are prepared returns what it read, and the load when training starts
+  takes it (``Experiment`` holds it in between), loading it as SpeechBrain's ``Pretrainer``
+  transfers a module (``load_state_dict``; every name and shape was checked).
 
   Only ``embedding_model`` is transferred: the features and their normalisation are the run's own
   (a different ``n_mels`` shows as a shape difference of the first layer). Every parameter and
@@ -80,18 +85,6 @@ def with_finetune_keys(yaml_text, overrides):
 # ---- the pretrained weights ------------------------------------------------------------------------
 
 
-def _kind(source):
-    for prefix in ("run:", "speechbrain:"):
-        if source.startswith(prefix):
-            return prefix[:-1], Path(source[len(prefix):])
-    path = Path(source)
-    if (path / "embedding_model.ckpt").is_file():
-        return "speechbrain", path
-    if (path / "save").is_dir() and (path / "hyperparams.yaml").is_file():
-        return "run", path
-    return "speechbrain", path  # names what a model folder lacks
-
-
 def _declared_embedder(yaml_path):
     """The ``embedding_model`` a hyperparams.yaml declares, as one line (for messages), or ''.
     Read without building anything."""
@@ -141,66 +134,52 @@ def _load_state(path):
 
 
 def _read(model, source):
-    """Check ``source``'s embedding model against ``model``: (folder to transfer from, or None, and
-    the state dict when it is a mean of several checkpoints; a description)."""
-    kind, path = _kind(str(source))
+    """Check ``source``'s embedding model against ``model``: (its state dict, a description)."""
+    from ltspk.embedders import missing_model_files, run_checkpoints, source_kind
+
+    kind, path = source_kind(source)
     path = path.expanduser().resolve()
     if not path.is_dir():
         raise DataError(path, "pretrained_embedder: folder not found (a SpeechBrain model folder or an ltspk run "
                               "folder on disk; nothing is fetched from a model hub)")
     if kind == "run":
-        from ltspk.averaging import mean_state_dicts
-        from ltspk.embedders import run_checkpoints
-
         ckpts, how = run_checkpoints(path)
         files = [c.path / "embedding_model.ckpt" for c in ckpts]
         for f in files:
             if not f.is_file():
                 raise DataError(f.parent, "pretrained_embedder: this checkpoint holds no embedding_model.ckpt")
-        state = mean_state_dicts(_load_state(f) for f in files) if len(files) > 1 else _load_state(files[0])
-        check_compatible(model, state, path, _declared_embedder(path / "hyperparams.yaml"))
         what = f"the embedding model of ltspk run {path} ({how})"
-        return (None, state, what) if len(files) > 1 else (files[0].parent, None, what)
-    from ltspk.embedders import SB_REQUIRED
+    else:
+        lacking = missing_model_files(path)
+        if lacking:
+            raise DataError(path, f"pretrained_embedder: not a SpeechBrain model folder or an ltspk run: missing "
+                                  f"{', '.join(lacking)} (a model folder holds hyperparams.yaml and "
+                                  "embedding_model.ckpt, as spkrec-ecapa-voxceleb; a run folder holds hyperparams.yaml "
+                                  "and save/)")
+        files = [path / "embedding_model.ckpt"]
+        what = f"the embedding model of SpeechBrain model folder {path}"
+    from ltspk.averaging import mean_state_dicts
 
-    lacking = [f for f in SB_REQUIRED if not (path / f).is_file()]
-    if lacking:
-        raise DataError(path, f"pretrained_embedder: not a SpeechBrain model folder or an ltspk run: missing "
-                              f"{', '.join(lacking)} (a model folder holds hyperparams.yaml and embedding_model.ckpt, "
-                              "as spkrec-ecapa-voxceleb; a run folder holds hyperparams.yaml and save/)")
-    check_compatible(model, _load_state(path / "embedding_model.ckpt"), path, _declared_embedder(path / "hyperparams.yaml"))
-    return path, None, f"the embedding model of SpeechBrain model folder {path}"
+    state = mean_state_dicts(_load_state(f) for f in files) if len(files) > 1 else _load_state(files[0])
+    check_compatible(model, state, path, _declared_embedder(path / "hyperparams.yaml"))
+    return state, what
 
 
 def check_pretrained_embedder(model, source):
     """Refuse, before any work, a ``source`` that is not a pretrained embedder or whose embedding
     model does not fit ``model`` (``PretrainedMismatch``, naming the folder and the parameters).
-    Returns what would be loaded, in words."""
-    return _read(model, source)[2]
+    Returns ``(state dict, what it is in words)``: pass it to ``load_pretrained_embedder`` so that
+    the weights are read once."""
+    return _read(model, source)
 
 
-def load_pretrained_embedder(model, source):
+def load_pretrained_embedder(model, source, checked=None):
     """Load the pretrained embedding model of ``source`` (see the module doc) into ``model`` (the
-    configured, unwrapped embedding model), after checking every name and shape. Returns what was
-    loaded, in words."""
-    folder, state, what = _read(model, source)
-    if folder is not None:
-        _transfer(model, folder)
-    else:
-        model.load_state_dict(state)  # the mean of several checkpoints: no single file to transfer
+    configured, unwrapped embedding model): ``checked``, what ``check_pretrained_embedder`` returned
+    for them, or read and checked now. Returns what was loaded, in words."""
+    state, what = checked if checked is not None else _read(model, source)
+    model.load_state_dict(state)  # SpeechBrain's torch_parameter_transfer, on the state already read
     return what
-
-
-def _transfer(model, folder):
-    """SpeechBrain's Pretrainer: collect ``<folder>/embedding_model.ckpt`` (a local source, no link,
-    no network) and load it (``torch_parameter_transfer``; the names and shapes were checked)."""
-    from speechbrain.utils.fetching import FetchConfig, FetchFrom, FetchSource, LocalStrategy
-    from speechbrain.utils.parameter_transfer import Pretrainer
-
-    pretrainer = Pretrainer(collect_in=None, loadables={"embedding_model": model})
-    pretrainer.collect_files(default_source=FetchSource(FetchFrom.LOCAL, str(folder)),
-                             local_strategy=LocalStrategy.NO_LINK, fetch_config=FetchConfig(allow_network=False))
-    pretrainer.load_collected()
 
 
 # ---- parameter groups --------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ training, and never loads the pretrained weights again when it resumes.
 Runs are in-process tiny runs on the synthetic corpus (test_resume_exact's setup)."""
 
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -63,6 +64,17 @@ def record(monkeypatch, log):
     monkeypatch.setattr(SpeakerBrain, "on_fit_batch_start", hook)
 
 
+def count_reads(monkeypatch, reads):
+    """Append to ``reads`` the resolved path of every file torch.load reads."""
+    original = torch.load
+
+    def load(f, *args, **kwargs):
+        if isinstance(f, (str, Path)):
+            reads.append(Path(f).resolve())
+        return original(f, *args, **kwargs)
+    monkeypatch.setattr(torch, "load", load)
+
+
 def assert_state_equal(a, b):
     assert a.keys() == b.keys()
     for k in a:
@@ -71,19 +83,23 @@ def assert_state_equal(a, b):
 
 @pytest.fixture(scope="module")
 def ft(tmp_path_factory):
-    """A SpeechBrain folder and a 2-epoch run fine-tuned from it (embedder at 0.25 x the lr), recorded."""
+    """A SpeechBrain folder and a 2-epoch run fine-tuned from it (embedder at 0.25 x the lr), recorded
+    (and the files torch.load read)."""
     tmp = tmp_path_factory.mktemp("finetune")
     folder = write_sb_folder(tmp / "sb_model")
-    log = []
+    log, reads = [], []
     with pytest.MonkeyPatch.context() as m:
         record(m, log)
+        count_reads(m, reads)
         out = train(tmp, "ref", "--pretrained_embedder", str(folder), "--embedder_lr_scale", "0.25")
-    return tmp, folder, out, log
+    return tmp, folder, out, log, reads
 
 
 def test_training_starts_from_the_folder_with_the_embedder_at_a_scaled_lr(ft):
-    tmp, folder, out, log = ft
+    tmp, folder, out, log, reads = ft
     assert_state_equal(log[0], folder_state(folder))  # the folder's weights before the first step
+    # read once: the check before the data are prepared keeps the weights for the load at the start
+    assert reads.count((folder / "embedding_model.ckpt").resolve()) == 1
     per_epoch = {e: {tuple(groups) for ep, groups in log[1:] if ep == e} for e in (1, 2)}
     head = {}
     for e in (1, 2):
@@ -100,7 +116,7 @@ def test_training_starts_from_the_folder_with_the_embedder_at_a_scaled_lr(ft):
 
 
 def test_a_run_without_the_key_keeps_one_optimiser_group(ft):
-    tmp, _, _, _ = ft
+    tmp, *_ = ft
     log = []
     with pytest.MonkeyPatch.context() as m:
         record(m, log)
@@ -111,7 +127,7 @@ def test_a_run_without_the_key_keeps_one_optimiser_group(ft):
 
 
 def test_resume_continues_from_the_checkpoint_not_the_folder(ft, monkeypatch):
-    tmp, folder, _, ref_log = ft
+    tmp, folder, *_ = ft
     with monkeypatch.context() as m:
         stop_after_epoch(m, epoch=1)
         with pytest.raises(Stop):
@@ -127,7 +143,7 @@ def test_resume_continues_from_the_checkpoint_not_the_folder(ft, monkeypatch):
 
 
 def test_per_step_schedule_keeps_the_ratio_and_a_run_folder_is_a_source(ft):
-    tmp, _, ref, _ = ft
+    tmp, _, ref, *_ = ft
     text = hparams_text(ROOT / "hparams" / "demo_aam.yaml")
     text, n = re.subn(r"^lr_annealing: .*\n(?:    .*\n)*", f"lr_annealing: {CYCLIC}\n", text, flags=re.M)
     assert n == 1
@@ -149,7 +165,7 @@ def test_a_pretrained_model_of_other_shapes_is_refused_before_training(ft):
     from ltspk.errors import DataError
     from ltspk.pretrained import PretrainedMismatch
 
-    tmp, _, _, _ = ft
+    tmp, *_ = ft
     narrow = write_sb_folder(tmp / "sb_lin24", lin=24)
     with pytest.raises(PretrainedMismatch) as err:
         train(tmp, "mismatch", "--pretrained_embedder", str(narrow))
@@ -184,7 +200,7 @@ def test_a_run_source_is_the_checkpoint_its_evaluation_uses(tmp_path):
     from ltspk.averaging import mean_state_dicts
     from ltspk.checkpoints import AtomicCheckpointer
     from ltspk.embedders import RunEmbedder, run_checkpoints
-    from ltspk.pretrained import load_pretrained_embedder
+    from ltspk.pretrained import check_pretrained_embedder, load_pretrained_embedder
 
     def run(name, extra):
         dest = tmp_path / name
@@ -201,7 +217,13 @@ def test_a_run_source_is_the_checkpoint_its_evaluation_uses(tmp_path):
 
     def loaded(dest):
         target = _modules(8, seed=9)["embedding_model"]
-        load_pretrained_embedder(target, dest)
+        reads = []
+        with pytest.MonkeyPatch.context() as m:
+            count_reads(m, reads)
+            checked = check_pretrained_embedder(target, dest)  # as fine-tuning does: check, later load
+            load_pretrained_embedder(target, dest, checked)
+        files = [(c.path / "embedding_model.ckpt").resolve() for c in run_checkpoints(dest)[0]]
+        assert sorted(reads) == sorted(files)  # each checkpoint's embedding model read once
         via_embedder = RunEmbedder(dest).modules["embedding_model"].state_dict()
         assert_state_equal(via_embedder, target.state_dict())
         return target.state_dict()
