@@ -29,6 +29,8 @@ What the hparams may add, each off unless its key is set:
   re-applied after every schedule update (SpeechBrain's schedulers set every group to one value).
 """
 
+import logging
+
 import speechbrain as sb
 import torch
 from speechbrain.utils.checkpoints import mark_as_loader, register_checkpoint_hooks
@@ -36,6 +38,8 @@ from speechbrain.utils.checkpoints import mark_as_loader, register_checkpoint_ho
 from ltspk import pretrained
 from ltspk import schedulers as sched_kinds
 from ltspk.hparams import HparamsError
+
+log = logging.getLogger(__name__)
 
 VALID_STATS = ("loss", "error", "acc", "acc_many", "acc_medium", "acc_few")  # as valid_<name> in checkpoint meta
 
@@ -350,3 +354,29 @@ def epoch_checkpoints(checkpointer):
     """End-of-epoch checkpoints (those whose meta holds the epoch), the latest epoch first."""
     found = [c for c in checkpointer.list_checkpoints() if "epoch" in c.meta]
     return sorted(found, key=lambda c: (c.meta["epoch"], c.meta.get("unixtime", 0)), reverse=True)
+
+
+def evaluation_checkpoints(checkpointer, hparams):
+    """The checkpoint(s) a run's evaluation takes its model from: ``("average", the last
+    ckpt_average_last epoch checkpoints)`` when that is > 1, else ``("best", [the best by
+    ckpt_min_key / ckpt_max_key])``, else ``("latest", [the latest])`` (``[]`` when there is none),
+    with what they are in words. ``Experiment.recover`` restores them; identification and fine-tuning
+    read a run's model from them (``ltspk.embedders.run_checkpoints``)."""
+    get = hparams.get if isinstance(hparams, dict) else lambda k, d=None: getattr(hparams, k, d)
+    n_avg, key = int(get("ckpt_average_last") or 0), checkpoint_key(hparams)
+    if n_avg > 1:
+        found = epoch_checkpoints(checkpointer)[:n_avg]
+        if found:
+            if len(found) < n_avg:
+                log.warning("ckpt_average_last is %d but only %d epoch checkpoint(s) are kept: averaging those",
+                            n_avg, len(found))
+            epochs = [c.meta["epoch"] for c in found]
+            return "average", found, f"mean of the last {len(found)} epoch checkpoints (epochs {epochs})"
+    if key is not None:
+        best = checkpointer.find_checkpoint(**{f"{key[0]}_key": key[1]})
+        if best is not None:
+            return "best", [best], (f"best checkpoint by {'lowest' if key[0] == 'min' else 'highest'} {key[1]} "
+                                    f"({best.path.name}, epoch {best.meta.get('epoch')}, {key[1]} {best.meta.get(key[1])})")
+        log.warning("no checkpoint holds %s: the latest is used", key[1])
+    latest = checkpointer.find_checkpoint()
+    return "latest", [latest] if latest is not None else [], f"latest checkpoint ({latest.path.name if latest else '-'})"

@@ -169,7 +169,7 @@ def run_checkpoints(run_dir):
     ``Experiment.recover`` chooses them from the run's ``hyperparams.yaml`` (read, nothing built):
     the last ``ckpt_average_last`` epoch checkpoints (to average) when that is > 1, else the best by
     ``ckpt_min_key`` / ``ckpt_max_key``, else the latest. Returns (checkpoints, how, in words)."""
-    from ltspk.brain import epoch_checkpoints
+    from ltspk.brain import evaluation_checkpoints
     from ltspk.checkpoints import AtomicCheckpointer
 
     path = Path(run_dir)
@@ -177,20 +177,10 @@ def run_checkpoints(run_dir):
     if not yaml_path.is_file() or not save.is_dir():
         raise DataError(path, "not an ltspk run folder: expected hyperparams.yaml and save/ (train first)")
     doc = _resolved_doc(yaml_path.read_text(encoding="utf-8"), yaml_path)
-    checkpointer = AtomicCheckpointer(save)
-    n_avg, low, high = int(doc.get("ckpt_average_last") or 0), doc.get("ckpt_min_key"), doc.get("ckpt_max_key")
-    if n_avg > 1:
-        found = epoch_checkpoints(checkpointer)[:n_avg]
-        if found:
-            return found, f"mean of the last {len(found)} epoch checkpoints (epochs {[c.meta['epoch'] for c in found]})"
-    if low or high:
-        best = checkpointer.find_checkpoint(min_key=low) if low else checkpointer.find_checkpoint(max_key=high)
-        if best is not None:
-            return [best], f"best checkpoint by {'lowest' if low else 'highest'} {low or high} ({best.path.name})"
-    latest = checkpointer.find_checkpoint()
-    if latest is None:
+    _, found, how = evaluation_checkpoints(AtomicCheckpointer(save), doc)
+    if not found:
         raise DataError(save, "no checkpoint: train this run first")
-    return [latest], f"latest checkpoint ({latest.path.name})"
+    return found, how
 
 
 class RunEmbedder(_ModuleEmbedder):

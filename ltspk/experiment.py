@@ -22,7 +22,14 @@ import speechbrain as sb
 from speechbrain.dataio.sampler import ReproducibleRandomSampler
 from speechbrain.utils.checkpoints import DEFAULT_SAVE_HOOKS, get_default_hook
 
-from ltspk.brain import VALID_STATS, HparamsError, SpeakerBrain, augmenter_of, checkpoint_key, epoch_checkpoints
+from ltspk.brain import (
+    VALID_STATS,
+    HparamsError,
+    SpeakerBrain,
+    augmenter_of,
+    checkpoint_key,
+    evaluation_checkpoints,
+)
 from ltspk.checkpoints import AtomicCheckpointer
 from ltspk.data.pipeline import class_counts, crop_pipeline, full_pipeline, label_encoder, load_dataset
 from ltspk.data.samplers import make_sampler
@@ -276,44 +283,30 @@ class Experiment:
         """Restore the model evaluation uses (model, head state: priors and CausalNorm direction):
         the mean of the last ``ckpt_average_last`` epoch checkpoints when that is > 1, else the best
         checkpoint by ``ckpt_min_key`` / ``ckpt_max_key`` when one is set (SpeechBrain's
-        ``recover_if_possible(min_key=...)``), else the latest. ``CheckpointMismatch`` if it was
-        made under another configuration or label encoder."""
-        checkpointer = self.brain.checkpointer
-        n_avg, key = int(self.hparams.get("ckpt_average_last") or 0), checkpoint_key(self.hparams)
-        ckpt = None
-        if n_avg > 1:
-            ckpt = self.average_last_checkpoints(n_avg)
-        elif key is not None:
-            ckpt = checkpointer.recover_if_possible(**{f"{key[0]}_key": key[1]})
-            if ckpt is None:
-                log.warning("no checkpoint holds %s: evaluating the latest", key[1])
-            else:
-                log.info("evaluating the checkpoint of epoch %s, best by %s %s (%s)", ckpt.meta.get("epoch"),
-                         "lowest" if key[0] == "min" else "highest", key[1], ckpt.meta.get(key[1]))
-        if ckpt is None:
-            ckpt = checkpointer.recover_if_possible()
-        if ckpt is None:
+        ``recover_if_possible(min_key=...)``), else the latest (``ltspk.brain.evaluation_checkpoints``).
+        ``CheckpointMismatch`` if it was made under another configuration or label encoder."""
+        kind, found, how = evaluation_checkpoints(self.brain.checkpointer, self.hparams)
+        if not found:
             raise RuntimeError(f"no checkpoint in {self.hparams['save_folder']}: train first")
-        return ckpt
+        if kind == "average":
+            return self.average_checkpoints(found, how)
+        self.brain.checkpointer.load_checkpoint(found[0])
+        if kind == "best":
+            log.info("evaluating the %s", how)
+        return found[0]
 
-    def average_last_checkpoints(self, n):
-        """Load the mean of the last ``n`` end-of-epoch checkpoints into the model (WeSpeaker's model
-        averaging: ``ltspk.averaging``) and write it to ``<save_folder>/averaged``, a SpeechBrain
-        checkpoint (never resumed from). Returns that checkpoint, or None without epoch checkpoints."""
+    def average_checkpoints(self, found, how):
+        """Load the mean of the epoch checkpoints ``found`` into the model (WeSpeaker's model averaging:
+        ``ltspk.averaging``) and write it to ``<save_folder>/averaged``, a SpeechBrain checkpoint (never
+        resumed from). Returns that checkpoint."""
         from ltspk.averaging import average_into, write_averaged
 
-        found = epoch_checkpoints(self.brain.checkpointer)[:n]
-        if not found:
-            return None
-        if len(found) < n:
-            log.warning("ckpt_average_last is %d but only %d epoch checkpoint(s) are kept: averaging those", n,
-                        len(found))
         self.brain.checkpointer.load_checkpoint(found[0])  # the latest: normaliser, identity check
         average_into(self.modules, found)  # the raw modules (the Brain's, or inside its DDP wrappers)
-        epochs = [c.meta["epoch"] for c in found]
-        log.info("evaluating the mean of %d epoch checkpoints (epochs %s)", len(found), epochs)
+        log.info("evaluating the %s", how)
         recoverables = {"embedding_model": self.modules["embedding_model"], "classifier": self.modules["classifier"],
                         "normalizer": self.modules["mean_var_norm"], "identity": self.identity}
+        epochs = [c.meta["epoch"] for c in found]
         return write_averaged(Path(self.hparams["save_folder"]) / "averaged", recoverables,
                               {"averaged_epochs": epochs, "num_avg": len(found)}, f"avg_last{len(found)}")
 
