@@ -12,6 +12,8 @@ Stage 2 never touches audio: it works on embedding matrices, so it takes seconds
   swept over [0, 2] step 0.1 and chosen on a validation split (p = 0 is the plain classifier).
 - LWS: logits s_i * f_i(x) of the frozen stage-1 classifier with a learnable per-class scale
   s (init 1), class-balanced sampling, 5 epochs (and at least ``min_steps`` steps).
+- ``fit_linear``: cRT's classifier and loop with any sampling power q (p_j ~ n_j^q) and an
+  optional logit offset; ``ltspk.enrolment.train_linear`` trains its classifiers with it.
 - NCM: subtract the training mean, L2-normalise, class centroids; cosine to the centroids.
 Embeddings are L2-normalised before cRT and tau-norm (speaker embeddings are scored by angle).
 """
@@ -41,8 +43,10 @@ def _epochs_for(n, epochs, batch_size, min_steps):
     return max(int(epochs), math.ceil(min_steps / max(1, math.ceil(n / batch_size))))
 
 
-def _balanced_batches(labels, epochs, batch_size, seed):
-    sampler = ClassAwareSampler(labels, q=0.0, seed=seed)
+def _balanced_batches(labels, epochs, batch_size, seed, q=0.0):
+    """(epoch, batch indices) over ``epochs`` passes of ``ClassAwareSampler(labels, q, seed)``:
+    classes drawn with p_j ~ n_j^q (q = 0 class-balanced, q = 1 instance-balanced)."""
+    sampler = ClassAwareSampler(labels, q=q, seed=seed)
     for epoch in range(epochs):
         sampler.set_epoch(epoch)
         order = np.fromiter(iter(sampler), dtype=np.int64, count=len(sampler))
@@ -50,14 +54,14 @@ def _balanced_batches(labels, epochs, batch_size, seed):
             yield epoch, torch.from_numpy(order[a : a + batch_size])
 
 
-def _fit_balanced(params, loss_of, y, epochs, lr, batch_size, weight_decay, seed, min_steps):
-    """SGD (momentum 0.9, cosine decay to 0) over class-balanced batches: the stage-2 loop
-    cRT and LWS share. ``loss_of(batch_indices) -> loss``."""
+def _fit_balanced(params, loss_of, y, epochs, lr, batch_size, weight_decay, seed, min_steps, q=0.0):
+    """SGD (momentum 0.9, cosine decay to 0) over batches drawn with p_j ~ n_j^q (q = 0:
+    class-balanced): the stage-2 loop cRT, LWS and ``fit_linear`` share. ``loss_of(batch_indices) -> loss``."""
     opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
     epochs = _epochs_for(len(y), epochs, batch_size, min_steps)
     steps = epochs * math.ceil(len(y) / batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps))
-    for _, idx in _balanced_batches(np.asarray(y), epochs, batch_size, seed):
+    for _, idx in _balanced_batches(np.asarray(y), epochs, batch_size, seed, q):
         loss = loss_of(idx)
         opt.zero_grad()
         loss.backward()
@@ -65,18 +69,34 @@ def _fit_balanced(params, loss_of, y, epochs, lr, batch_size, weight_decay, seed
         sched.step()
 
 
-def crt(x, y, n_classes, epochs=10, lr=0.2, batch_size=256, weight_decay=5e-4, seed=0, min_steps=500):
-    """Train a fresh linear classifier on frozen embeddings with class-balanced sampling.
-    Returns a function: embeddings -> logits. Its initialisation draws from its own
-    generator (``seed``), never from torch's global one."""
+def fit_linear(x, y, n_classes, q=0.0, logit_offset=None, epochs=10, lr=0.2, batch_size=256, weight_decay=5e-4,
+               seed=0, min_steps=500):
+    """A fresh linear classifier (W [C, D], b [C], torch tensors) on L2-normalised embeddings,
+    trained with classes drawn with p_j ~ n_j^q (q = 0: class-balanced, cRT; q = 1: instance
+    sampling), cross-entropy on logits + ``logit_offset`` (e.g. tau * log prior: the logit-adjusted
+    loss; None: none). Its initialisation (nn.Linear's range) draws from its own generator
+    (``seed``), never from torch's global one."""
     x, y = l2n(x), torch.as_tensor(np.asarray(y), dtype=torch.long)
     gen = torch.Generator().manual_seed(seed)
     bound = 1 / math.sqrt(x.shape[1])  # nn.Linear's default initialisation range
     w = torch.empty(n_classes, x.shape[1]).uniform_(-bound, bound, generator=gen).requires_grad_()
     b = torch.empty(n_classes).uniform_(-bound, bound, generator=gen).requires_grad_()
-    _fit_balanced([w, b], lambda idx: F.cross_entropy(F.linear(x[idx], w, b), y[idx]), y.numpy(), epochs, lr,
-                  batch_size, weight_decay, seed, min_steps)
-    w, b = w.detach(), b.detach()
+    offset = None if logit_offset is None else torch.as_tensor(logit_offset, dtype=torch.float32)
+
+    def loss_of(idx):
+        z = F.linear(x[idx], w, b)
+        return F.cross_entropy(z if offset is None else z + offset, y[idx])
+
+    _fit_balanced([w, b], loss_of, y.numpy(), epochs, lr, batch_size, weight_decay, seed, min_steps, q)
+    return w.detach(), b.detach()
+
+
+def crt(x, y, n_classes, epochs=10, lr=0.2, batch_size=256, weight_decay=5e-4, seed=0, min_steps=500):
+    """Train a fresh linear classifier on frozen embeddings with class-balanced sampling
+    (``fit_linear`` with q = 0). Returns a function: embeddings -> logits. Its initialisation
+    draws from its own generator (``seed``), never from torch's global one."""
+    w, b = fit_linear(x, y, n_classes, q=0.0, epochs=epochs, lr=lr, batch_size=batch_size,
+                      weight_decay=weight_decay, seed=seed, min_steps=min_steps)
     return lambda e: F.linear(l2n(e), w, b)
 
 

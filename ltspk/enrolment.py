@@ -60,8 +60,7 @@ from ltspk.atomic import read_json, staged_folder, write_json, write_text
 from ltspk.calibration import LogisticCalibration, calibrated_metrics
 from ltspk.data.longtail import SHOT_GROUPS, ShotThresholds, longtail_subsample, shot_groups
 from ltspk.data.manifest import Utterance, read_manifest, speaker_counts
-from ltspk.data.samplers import ClassAwareSampler
-from ltspk.decoupled import TAU_NORM, l2n, lws, ncm_centroids, tau_normalized_logits
+from ltspk.decoupled import TAU_NORM, fit_linear, lws, ncm_centroids, tau_normalized_logits
 from ltspk.embeddings_io import save_arrays
 from ltspk.errors import DataError
 from ltspk.heads.base import POSTHOC_LA, Tunable, log_priors
@@ -157,12 +156,43 @@ def file_key(u):
     return f"{path}|{u.start}|{u.stop}|{st.st_size}|{st.st_mtime_ns}"
 
 
-def load_waveform(path, embedder, start=0, stop=None, max_seconds=None):
-    """One file as a 1-D tensor at the embedder's rate (resampled), cut to ``max_seconds``;
-    too-short audio is an error naming the file."""
-    from ltspk.data.audio import load
+# torch runs conv1d (the resampler's) on oneDNN when the padded input holds more than 20,480 samples
+# and on its native im2col + GEMM kernel below that; the two round differently (1 ulp here and there).
+# A read never stops short of this many frames, so a cut file is resampled by the same kernel as
+# the whole segment (a shorter segment is read whole).
+MIN_READ_FRAMES = 1 << 15
 
-    wav = load(str(path), start, stop, sample_rate=embedder.sample_rate)
+
+def frames_to_read(max_seconds, sr, target_sr):
+    """Native-rate frames (from the segment's start) enough for the first ``max_seconds`` at
+    ``target_sr`` to resample to the same samples as from the whole segment. torchaudio's sinc
+    resampler (``lowpass_filter_width`` 6, ``rolloff`` 0.99) computes output block k
+    (``target_sr / g`` samples, g = gcd) from input frames [k sr/g - width, (k + 1) sr/g + width)
+    with width = ceil(6 (sr/g) / (0.99 min(sr, target_sr)/g)): read the blocks needed, one more
+    and twice that width, and at least ``MIN_READ_FRAMES``."""
+    g = math.gcd(int(sr), int(target_sr))
+    block_in, block_out = int(sr) // g, int(target_sr) // g
+    blocks = -(-int(max_seconds * target_sr) // block_out)
+    width = math.ceil(6 * block_in / (0.99 * min(block_in, block_out)))
+    return max(MIN_READ_FRAMES, (blocks + 1) * block_in + 2 * width)
+
+
+def load_waveform(path, embedder, start=0, stop=None, max_seconds=None):
+    """Samples [start, stop) (native rate) of one file as a 1-D tensor at the embedder's rate
+    (resampled), cut to its first ``max_seconds`` after resampling; only the frames that cut needs
+    are read (``frames_to_read``), so a long file is not read whole. Too-short audio is an error
+    naming the file."""
+    from ltspk.data.audio import read_segment, to_tensor
+
+    def window(sr):
+        length = -1 if stop is None else max(0, stop - start)
+        if max_seconds:
+            need = frames_to_read(max_seconds, sr, embedder.sample_rate)
+            length = need if length < 0 else min(length, need)
+        return start, length
+
+    x, sr = read_segment(str(path), window)
+    wav = to_tensor(x, sr, embedder.sample_rate, path)
     if max_seconds:
         wav = wav[: int(max_seconds * embedder.sample_rate)]
     if wav.numel() < embedder.min_seconds * embedder.sample_rate:
@@ -337,29 +367,12 @@ def train_linear(x, y, n_classes, q=1.0, la_tau=0.0, log_prior=None, epochs=10, 
                  weight_decay=5e-4, seed=0, min_steps=500):
     """Softmax regression on L2-normalised embeddings, classes drawn with p_j ~ n_j^q (q = 1:
     instance sampling, q = 0: class-balanced = cRT, identical to ``ltspk.decoupled.crt``),
-    optionally with the logit-adjusted loss (logits + la_tau * log prior). Returns (W, b)."""
-    x, y = l2n(x), torch.as_tensor(np.asarray(y), dtype=torch.long)
-    gen = torch.Generator().manual_seed(seed)
-    bound = 1 / math.sqrt(x.shape[1])
-    w = torch.empty(n_classes, x.shape[1]).uniform_(-bound, bound, generator=gen).requires_grad_()
-    b = torch.empty(n_classes).uniform_(-bound, bound, generator=gen).requires_grad_()
-    offset = la_tau * torch.as_tensor(log_prior, dtype=torch.float32) if la_tau else 0.0
-    opt = torch.optim.SGD([w, b], lr=lr, momentum=0.9, weight_decay=weight_decay)
-    per_epoch = math.ceil(len(y) / batch_size)
-    epochs = max(int(epochs), math.ceil(min_steps / max(1, per_epoch)))
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs * per_epoch))
-    sampler = ClassAwareSampler(y.numpy(), q=q, seed=seed)
-    for epoch in range(epochs):
-        sampler.set_epoch(epoch)
-        order = torch.from_numpy(np.fromiter(iter(sampler), dtype=np.int64, count=len(sampler)))
-        for a in range(0, len(order), batch_size):
-            idx = order[a : a + batch_size]
-            loss = F.cross_entropy(F.linear(x[idx], w, b) + offset, y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-    return w.detach().numpy(), b.detach().numpy()
+    optionally with the logit-adjusted loss (logits + la_tau * log prior). Returns (W, b) as numpy.
+    The training loop is ``ltspk.decoupled.fit_linear``'s."""
+    offset = la_tau * torch.as_tensor(log_prior, dtype=torch.float32) if la_tau else None
+    w, b = fit_linear(x, y, n_classes, q=q, logit_offset=offset, epochs=epochs, lr=lr, batch_size=batch_size,
+                      weight_decay=weight_decay, seed=seed, min_steps=min_steps)
+    return w.numpy(), b.numpy()
 
 
 def ncm_scorer(x, y, n_classes):

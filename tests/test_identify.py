@@ -190,9 +190,9 @@ def test_classifiers_reuse_the_decoupled_stage(tmp_path):
     from ltspk.enrolment import EnrolSettings, Scorer, fit_methods, ncm_scorer, train_linear
 
     x, y, xv, yv, counts = _blobs()
-    w, b = train_linear(x, y, 4, q=0.0, seed=3, min_steps=50)  # q = 0: cRT itself
-    np.testing.assert_allclose(Scorer(np.zeros(16, np.float32), w, b).logits(xv),
-                               crt(x, y, 4, seed=3, min_steps=50)(xv).numpy(), rtol=1e-5, atol=1e-6)
+    w, b = train_linear(x, y, 4, q=0.0, seed=3, min_steps=50)  # q = 0: cRT itself, the same loop: equal bits
+    np.testing.assert_array_equal(Scorer(np.zeros(16, np.float32), w, b).logits(xv),
+                                  crt(x, y, 4, seed=3, min_steps=50)(xv).numpy())
     np.testing.assert_allclose(ncm_scorer(x, y, 4).logits(xv), ncm(x, y, 4)(xv).numpy(), rtol=1e-5, atol=1e-6)
     fitted = fit_methods(x, y, xv, yv, counts, EnrolSettings(linear_options={"min_steps": 50},
                                                             lws_options={"min_steps": 50}))
@@ -207,6 +207,45 @@ def test_classifiers_reuse_the_decoupled_stage(tmp_path):
     # every tunable family swept on validation, the choice among its settings
     assert set(fitted["la_loss"][2]) == {0.0, 0.5, 1.0, 1.5, 2.0} and fitted["la_loss"][1]["la_tau"] in fitted["la_loss"][2]
     assert len(fitted["tau_norm"][2]) == 21
+
+
+def test_enrolment_linear_classifier_by_hand():
+    """train_linear (instance sampling, logit-adjusted loss) is plain SGD on the whole tiny set:
+    3 full-size steps, momentum 0.9, weight decay, cosine learning rate, computed here in float64."""
+    import math
+
+    from ltspk.enrolment import train_linear
+
+    x = np.array([[1.0, 0.2, 0.0], [0.8, -0.3, 0.1], [0.9, 0.1, -0.2], [-0.2, 1.0, 0.3], [0.1, -0.4, 1.0]])
+    y = np.array([0, 0, 0, 1, 2])
+    log_prior = np.log(np.bincount(y) / len(y))
+    tau, lr, wd, seed = 1.0, 0.7, 5e-4, 2
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    gen, bound = torch.Generator().manual_seed(seed), 1 / math.sqrt(3)
+    w = torch.empty(3, 3).uniform_(-bound, bound, generator=gen).double().numpy()  # nn.Linear's initialisation
+    b = torch.empty(3).uniform_(-bound, bound, generator=gen).double().numpy()
+    buf = None
+    for t in range(3):
+        z = xn @ w.T + b + tau * log_prior
+        p = np.exp(z - z.max(1, keepdims=True))
+        p = p / p.sum(1, keepdims=True) - np.eye(3)[y]
+        g = (p.T @ xn / len(y) + wd * w, p.mean(0) + wd * b)
+        buf = g if buf is None else (0.9 * buf[0] + g[0], 0.9 * buf[1] + g[1])
+        lr_t = lr * (1 + math.cos(math.pi * t / 3)) / 2
+        w, b = w - lr_t * buf[0], b - lr_t * buf[1]
+    got_w, got_b = train_linear(x, y, 3, q=1.0, la_tau=tau, log_prior=log_prior, epochs=3, lr=lr, batch_size=5,
+                                weight_decay=wd, seed=seed, min_steps=1)
+    np.testing.assert_allclose(got_w, w, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got_b, b, rtol=1e-5, atol=1e-6)
+
+
+def test_enrolment_linear_classifier_fits_a_long_tail():
+    from ltspk.enrolment import train_linear
+
+    x, y, xv, yv, _ = _blobs()
+    w, b = train_linear(x - x.mean(0), y, 4, seed=0, lr=1.0, min_steps=300)
+    z = (x - x.mean(0)) / np.linalg.norm(x - x.mean(0), axis=1, keepdims=True) @ w.T + b
+    assert (z.argmax(1) == y).all()  # separable blobs, the 3-recording class included
 
 
 def test_split_is_per_speaker_and_keeps_small_speakers():
@@ -386,6 +425,45 @@ def test_enrolment_bad_input(tmp_path, embedder, sb_model, monkeypatch):
     (tmp_path / "m3" / "model.json").write_text(json.dumps({"format": "something else"}))
     with pytest.raises(DataError, match="not an ltspk enrolment model"):
         EnrolmentModel(tmp_path / "m3")
+
+
+@pytest.mark.parametrize("file_rate", [8000, 16000])
+def test_load_waveform_reads_only_the_frames_max_seconds_keeps(tmp_path, monkeypatch, file_rate):
+    """The same samples as reading [start, stop) whole, resampling, then keeping the first
+    max_seconds (the behaviour before frames_to_read), from a read of about max_seconds only
+    (at least MIN_READ_FRAMES: at 8 kHz, 2.5 s read alone would be resampled by another conv1d
+    kernel than the 40 s, 1 ulp apart)."""
+    from types import SimpleNamespace
+
+    import ltspk.data.audio as audio
+    from ltspk.enrolment import MIN_READ_FRAMES, load_waveform
+
+    def whole_then_cut(path, start=0, stop=None, max_seconds=None):
+        wav = audio.load(str(path), start, stop, sample_rate=16000)
+        return wav[: int(max_seconds * 16000)] if max_seconds else wav
+
+    rng = np.random.default_rng(file_rate)
+    t = np.arange(40 * file_rate) / file_rate
+    x = (0.3 * np.sin(2 * np.pi * 180 * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
+    sf.write(tmp_path / "long.wav", x, file_rate, subtype="PCM_16")  # 40 s
+    sf.write(tmp_path / "short.wav", x[: int(1.5 * file_rate)], file_rate, subtype="PCM_16")
+    emb = SimpleNamespace(sample_rate=16000, min_seconds=0.5, kind="test")
+    real, lengths = audio.read_segment, []
+
+    def spy(path, window):
+        return real(path, lambda sr: lengths.append(window(sr)[1]) or window(sr))
+
+    monkeypatch.setattr(audio, "read_segment", spy)
+    cases = [("long", 0, None, 2.5), ("long", 12345, None, 3.3333), ("long", 7, None, 6.0),
+             ("long", 999, 999 + 5 * file_rate, 2.0), ("long", 999, 999 + file_rate, 2.0), ("long", 0, None, None),
+             ("short", 0, None, 2.5), ("short", 0, None, 1.5), ("short", 321, None, 1.2)]
+    for name, start, stop, max_seconds in cases:
+        lengths.clear()
+        got = load_waveform(tmp_path / f"{name}.wav", emb, start, stop, max_seconds)
+        assert torch.equal(got, whole_then_cut(tmp_path / f"{name}.wav", start, stop, max_seconds)), (name, start)
+        if name == "long" and max_seconds:
+            assert 0 < lengths[0] <= max(MIN_READ_FRAMES, (max_seconds + 0.05) * file_rate) < 10 * file_rate
+    assert load_waveform(tmp_path / "long.wav", emb, max_seconds=2.5).numel() == 40000
 
 
 def test_list_rows_from_a_manifest(tmp_path):
