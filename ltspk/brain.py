@@ -37,7 +37,7 @@ from speechbrain.utils.checkpoints import mark_as_loader, register_checkpoint_ho
 
 from ltspk import pretrained
 from ltspk import schedulers as sched_kinds
-from ltspk.hparams import HparamsError
+from ltspk.hparams import HparamsError, hparam
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,7 @@ def unwrap(module):
 
 def augmenter_of(hparams):
     """The training Augmenter: ``wav_augment`` (SpeechBrain's key) or ``augment`` (older files)."""
-    get = hparams.get if isinstance(hparams, dict) else lambda k, d=None: getattr(hparams, k, d)
-    new, old = get("wav_augment"), get("augment")
+    new, old = hparam(hparams, "wav_augment"), hparam(hparams, "augment")
     if new is not None and old is not None:
         raise HparamsError("both wav_augment and augment are set: keep one (wav_augment, SpeechBrain's name)")
     return new if new is not None else old
@@ -60,8 +59,7 @@ def augmenter_of(hparams):
 
 def checkpoint_key(hparams):
     """('min' | 'max', meta key) that selects the best checkpoint, or None."""
-    get = hparams.get if isinstance(hparams, dict) else lambda k, d=None: getattr(hparams, k, d)
-    low, high = get("ckpt_min_key"), get("ckpt_max_key")
+    low, high = hparam(hparams, "ckpt_min_key"), hparam(hparams, "ckpt_max_key")
     if low and high:
         raise HparamsError(f"ckpt_min_key ({low}) and ckpt_max_key ({high}) are both set: keep one")
     return ("min", low) if low else ("max", high) if high else None
@@ -249,7 +247,7 @@ class SpeakerBrain(sb.core.Brain):
     def _end_epoch(self, epoch, train_loss, valid):
         """Per-epoch schedule, train_log line and end-of-epoch checkpoint. Without validation and
         extra keys this is exactly what every earlier ltspk run did."""
-        schedule, kind = self.lr_schedule, sched_kinds.schedule_kind(self.lr_schedule)
+        schedule, kind = self.lr_schedule, self._lr_kind  # set by on_fit_start
         if kind in (sched_kinds.VALID_METRIC, sched_kinds.PLATEAU) and valid is None:
             raise HparamsError(f"{type(schedule).__name__} anneals on the validation loss: set valid_during_training")
         if kind == sched_kinds.EPOCH:
@@ -279,7 +277,7 @@ class SpeakerBrain(sb.core.Brain):
         ``ckpt_max_key``, all but the best by that key and the most recent (SpeechBrain's
         ``save_and_keep_only``); with ``ckpt_average_last: N`` > 1, also the last N epochs'."""
         key = checkpoint_key(self.hparams)
-        n_avg = int(getattr(self.hparams, "ckpt_average_last", 0) or 0)
+        n_avg = int(hparam(self.hparams, "ckpt_average_last") or 0)
         ckpt = self.checkpointer
         if key is None and n_avg <= 1:
             return ckpt.save_and_keep_only(meta=meta, num_to_keep=2)
@@ -362,8 +360,7 @@ def evaluation_checkpoints(checkpointer, hparams):
     ckpt_min_key / ckpt_max_key])``, else ``("latest", [the latest])`` (``[]`` when there is none),
     with what they are in words. ``Experiment.recover`` restores them; identification and fine-tuning
     read a run's model from them (``ltspk.embedders.run_checkpoints``)."""
-    get = hparams.get if isinstance(hparams, dict) else lambda k, d=None: getattr(hparams, k, d)
-    n_avg, key = int(get("ckpt_average_last") or 0), checkpoint_key(hparams)
+    n_avg, key = int(hparam(hparams, "ckpt_average_last") or 0), checkpoint_key(hparams)
     if n_avg > 1:
         found = epoch_checkpoints(checkpointer)[:n_avg]
         if found:

@@ -29,18 +29,26 @@ class HparamsError(LtspkError, ValueError):
     together; refused before any work."""
 
 
-# every top-level key ltspk or SpeechBrain's Brain reads (tests check the shipped files against it)
+# every top-level key ltspk or SpeechBrain's Brain reads, besides the preparation and corpus keys
+# (ltspk.data.corpora); tests check the shipped files against them
 LTSPK_KEYS = frozenset("""
 asnorm_cohort_utts asnorm_top_k augment augment_folder base_lr batch_size channels ckpt_average_last
-ckpt_interval_minutes ckpt_max_key ckpt_min_key classifier cn2_folder compute_cost compute_features corpus
+ckpt_interval_minutes ckpt_max_key ckpt_min_key classifier compute_cost compute_features corpus
 corpus_options crop_seconds crt_options data_folder drop_chunk drop_freq emb_dim embedder_lr_scale embedding_model
 enrol_protocol epoch_counter eval_batch_size eval_max_seconds evaluate_after_training experiment focal_gamma loss lr
 lr_annealing lr_final lws_options margin_schedule max_lr mean_var_norm n_mels noise_folder num_workers
 number_of_epochs opt_class output_folder p_targets posthoc_la_taus prep_options prepared_folder pretrained_embedder
 rir_folder sample_rate sampler save_folder score_norm seed sentence_len speed_perturb step_size step_size_epochs
 tau_norm_powers tde_alphas tde_embedding_alphas train_dataloader_options train_log train_logger
-valid_dataloader_options valid_during_training vox2_folder wav_augment
+valid_dataloader_options valid_during_training wav_augment
 """.split())
+
+
+def hparam(hparams, key, default=None):
+    """``hparams[key]`` (or ``default``) of loaded hparams, whether a dict or the Brain's namespace."""
+    if isinstance(hparams, dict):
+        return hparams.get(key, default)
+    return getattr(hparams, key, default)
 
 
 def known_keys():
@@ -119,11 +127,11 @@ def merge_text(base, own, where="hparams"):
     while mine and mine[0][0] is None:
         lead.append(mine.pop(0)[1])
     replace = {k: b for k, b, _ in mine if k is not None}
-    placed = set()
-    body = []
+    placed, body = set(), []
     for key, block, _ in _blocks(base, where):
         if key in replace:
-            block, _ = replace[key], placed.add(key)
+            block = replace[key]
+            placed.add(key)
         body.append(block if block.endswith("\n") else block + "\n")
     rest = [b for k, b, _ in mine if k not in placed]
     return "".join(lead) + "".join(body) + ("\n" + "".join(rest) if rest else "")
@@ -150,11 +158,11 @@ def hparams_text(hparams_file, overrides=None, _seen=()):
     except OSError as e:
         raise HparamsError(f"{path}: cannot read the hparams file ({e.strerror or e})") from None
     blocks = _blocks(text, path)
-    names = [node for key, _, node in blocks if key == "base"]
-    if names:
+    base_nodes = [node for key, _, node in blocks if key == "base"]
+    if base_nodes:
         own = "".join(block for key, block, _ in blocks if key != "base")
         merged = ""
-        for name in _base_names(names[0], path):
+        for name in _base_names(base_nodes[0], path):
             base = (path.parent / name).resolve()
             if base in _seen or base == path.resolve():
                 raise HparamsError(f"{path}: base {name} includes itself (through {' -> '.join(map(str, _seen))})")

@@ -51,15 +51,15 @@ class PretrainedMismatch(DataError):
 
 def finetune_options(hparams):
     """(folder, lr scale) when fine-tuning from a pretrained embedder, else None."""
-    get = hparams.get if isinstance(hparams, dict) else lambda k, d=None: getattr(hparams, k, d)
-    source = get("pretrained_embedder")
+    from ltspk.hparams import HparamsError, hparam
+
+    source = hparam(hparams, "pretrained_embedder")
     if source in (None, "", False):
         return None
-    scale = get("embedder_lr_scale", DEFAULTS["embedder_lr_scale"])
+    scale = hparam(hparams, "embedder_lr_scale")
     if scale is None:
         scale = DEFAULTS["embedder_lr_scale"]
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 <= scale:
-        from ltspk.brain import HparamsError
 
         raise HparamsError(f"embedder_lr_scale must be a number >= 0 (the embedder's share of the learning rate), "
                            f"got {scale!r}")
@@ -133,8 +133,11 @@ def _load_state(path):
         raise DataError(path, f"cannot read the pretrained embedding model ({type(e).__name__}: {e})") from None
 
 
-def _read(model, source):
-    """Check ``source``'s embedding model against ``model``: (its state dict, a description)."""
+def check_pretrained_embedder(model, source):
+    """Refuse, before any work, a ``source`` that is not a pretrained embedder or whose embedding
+    model does not fit ``model`` (``PretrainedMismatch``, naming the folder and the parameters).
+    Returns ``(state dict, what it is in words)``: pass it to ``load_pretrained_embedder`` so that
+    the weights are read once."""
     from ltspk.embedders import missing_model_files, run_checkpoints, source_kind
 
     kind, path = source_kind(source)
@@ -165,19 +168,11 @@ def _read(model, source):
     return state, what
 
 
-def check_pretrained_embedder(model, source):
-    """Refuse, before any work, a ``source`` that is not a pretrained embedder or whose embedding
-    model does not fit ``model`` (``PretrainedMismatch``, naming the folder and the parameters).
-    Returns ``(state dict, what it is in words)``: pass it to ``load_pretrained_embedder`` so that
-    the weights are read once."""
-    return _read(model, source)
-
-
 def load_pretrained_embedder(model, source, checked=None):
     """Load the pretrained embedding model of ``source`` (see the module doc) into ``model`` (the
     configured, unwrapped embedding model): ``checked``, what ``check_pretrained_embedder`` returned
     for them, or read and checked now. Returns what was loaded, in words."""
-    state, what = checked if checked is not None else _read(model, source)
+    state, what = checked if checked is not None else check_pretrained_embedder(model, source)
     model.load_state_dict(state)  # SpeechBrain's torch_parameter_transfer, on the state already read
     return what
 

@@ -2,9 +2,10 @@
 
 - per epoch, SpeechBrain's ``LinearScheduler`` interface ``scheduler(epoch) -> (value used in
   that epoch, value for the next one)``: ``CosineScheduler``;
-- per optimiser step, SpeechBrain's ``scheduler(opt)`` interface with checkpoint hooks:
-  ``WarmupExponentialDecay`` (WeSpeaker's warm-up then exponential decay) and
-  ``EpochCyclicLRScheduler`` (SpeechBrain's cyclic schedule with its half cycle in epochs);
+- per optimiser step, in SpeechBrain's interfaces: ``WarmupExponentialDecay`` (WeSpeaker's warm-up
+  then exponential decay; ``scheduler(opt, num_updates)``, no state of its own) and
+  ``EpochCyclicLRScheduler`` (SpeechBrain's cyclic schedule with its half cycle in epochs; its
+  ``on_batch_end(opt)`` and checkpoint hooks);
 - ``schedule_kind``: whether ``ltspk.brain`` calls a schedule before every step or at the end
   of every epoch (on the validation loss for ``NewBobScheduler`` / ``ReduceLROnPlateau``).
 """
@@ -12,9 +13,7 @@
 import inspect
 import math
 
-import torch
 from speechbrain.nnet.schedulers import CyclicLRScheduler
-from speechbrain.utils.checkpoints import mark_as_loader, mark_as_saver, register_checkpoint_hooks
 
 
 class CosineScheduler:
@@ -36,13 +35,14 @@ class CosineScheduler:
         return self.value_at_epoch[old_index], self.value_at_epoch[index]
 
 
-# ---- per-step schedules (SpeechBrain's ``__call__(opt)`` interface) ---------------------------
+# ---- per-step schedules ------------------------------------------------------------------------
 
 
-@register_checkpoint_hooks
 class WarmupExponentialDecay:
     """WeSpeaker's ``ExponentialDecrease`` (``wespeaker/utils/schedulers.py``), per optimiser step,
-    with SpeechBrain's per-step interface (``scheduler(opt)`` before each step) and checkpoint hooks.
+    with SpeechBrain's per-step interface ``scheduler(opt, num_updates)`` (as ``WarmCoolDecayLRSchedule``):
+    the Brain passes its ``optimizer_step``, which every checkpoint holds, so the schedule keeps no
+    state of its own and a resumed run continues its curve.
 
     With E steps an epoch (given by the Brain through ``set_steps_per_epoch``), T = num_epochs E
     and W = warm_up_epoch E, the lr of step i (0, 1, ...) is
@@ -65,7 +65,6 @@ class WarmupExponentialDecay:
         self.num_epochs, self.warm_up_epoch = float(num_epochs), float(warm_up_epoch)
         self.scale_ratio, self.warm_from_zero = float(scale_ratio), bool(warm_from_zero)
         self.steps_per_epoch = steps_per_epoch
-        self.current_step = 0
 
     def set_steps_per_epoch(self, steps):
         self.steps_per_epoch = int(steps)
@@ -83,22 +82,12 @@ class WarmupExponentialDecay:
                 coeff = (self.scale_ratio - 1) * step / warm + 1.0
         return coeff * self.initial_lr * math.exp(step / total * math.log(self.final_lr / self.initial_lr))
 
-    def __call__(self, opt):
+    def __call__(self, opt, num_updates):
         old = opt.param_groups[0]["lr"]
-        lr = self.lr_at(self.current_step)
+        lr = self.lr_at(num_updates)
         for group in opt.param_groups:
             group["lr"] = lr
-        self.current_step += 1
         return old, lr
-
-    @mark_as_saver
-    def save(self, path):
-        torch.save({"current_step": self.current_step}, path)
-
-    @mark_as_loader
-    def load(self, path, end_of_epoch=False):
-        del end_of_epoch
-        self.current_step = int(torch.load(path, weights_only=True)["current_step"])
 
 
 class EpochCyclicLRScheduler(CyclicLRScheduler):

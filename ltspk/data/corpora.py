@@ -1,6 +1,9 @@
 """One entry point for every corpus's preparation, used by the recipes."""
 
+from dataclasses import fields
 from pathlib import Path
+
+from ltspk.data.prepare import PrepOptions
 
 CORPORA = ("voxceleb", "cnceleb", "librispeech", "folder", "synthetic")
 
@@ -53,12 +56,10 @@ def prepare_corpus(corpus, data_folder, save_folder, options, **kwargs):
     raise ValueError(f"unknown corpus {corpus!r}; choose one of {', '.join(CORPORA)}")
 
 
-# top-level hparams keys of the shared preparation options (ltspk.data.prepare.PrepOptions's fields)
-PREP_KEYS = {"min_utterances": "min_utterances", "imbalance_factor": "imbalance_factor",
-             "holdout_per_speaker": "holdout_per_speaker", "valid_per_speaker": "valid_per_speaker",
-             "shot_many_above": "shot_many_above", "shot_few_below": "shot_few_below",
-             "shot_quantiles": "shot_quantiles", "verify_samples": "verify_samples", "min_seconds": "min_seconds",
-             "on_bad_file": "on_bad_file", "prep_workers": "workers", "prep_progress": "progress", "seed": "seed"}
+# top-level hparams keys of the shared preparation options: PrepOptions's fields, by name, but for the
+# two whose plain name would say too little at the top level of an hparams file
+PREP_KEYS = {{"workers": "prep_workers", "progress": "prep_progress"}.get(f.name, f.name): f.name
+             for f in fields(PrepOptions)}
 # corpus keys whose null means the corpus's own default: left out of the preparation's fingerprint
 # (ltspk.data.prepared), so that a null key and an absent one are the same preparation
 NULL_IS_DEFAULT = {"vox2_folder", "cn2_folder", "concat_min_seconds", "session_pattern", "verification_speakers",
@@ -73,7 +74,6 @@ def options_from_hparams(hparams):
     them nested in ``prep_options`` (a ``PrepOptions`` or a mapping) and ``corpus_options``; those
     are read too, and a value set both ways is an error.
     """
-    from ltspk.data.prepare import PrepOptions
     from ltspk.hparams import HparamsError
 
     corpus = hparams.get("corpus")
