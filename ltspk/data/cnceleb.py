@@ -18,10 +18,9 @@ recipe (CN-Celeb has many clips under 2 s): see ``ltspk.data.concat``. Only trai
 """
 
 import functools
-import math
 from pathlib import Path
 
-from ltspk.data.concat import concat_short_clips
+from ltspk.data.concat import check_min_seconds, concat_short_clips
 from ltspk.data.layout import scan_tree, strip_suffix
 from ltspk.data.prepare import FileEntry, PrepOptions, finish_preparation
 from ltspk.data.trials import read_cnceleb_trials, strip_ext
@@ -115,18 +114,6 @@ def list_cn1_eval(cn1):
     return list(entries.values()), trials, enrol_map, trials_path
 
 
-def _concat_seconds(value):
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        seconds = math.nan
-    if isinstance(value, bool) or not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"concat_min_seconds must be a positive number of seconds or null (off), got {value!r}")
-    return seconds
-
-
 def prepare_cnceleb(save_folder, cn1_folder=None, cn2_folder=None, options=None, concat_min_seconds=None):
     """Train on CN-Celeb1 dev (+ CN-Celeb2 when given); trials from CN-Celeb1 eval.
 
@@ -139,7 +126,7 @@ def prepare_cnceleb(save_folder, cn1_folder=None, cn2_folder=None, options=None,
     """
     if not cn1_folder and not cn2_folder:
         raise ValueError("give cn1_folder and/or cn2_folder")
-    concat_min_seconds = _concat_seconds(concat_min_seconds)
+    concat_min_seconds = None if concat_min_seconds is None else check_min_seconds(concat_min_seconds)
     options = options or PrepOptions()
     train, verification, trials, enrol_map, source = [], [], [], {}, ""
     if cn1_folder:

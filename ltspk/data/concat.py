@@ -22,6 +22,7 @@ mono sources are copied sample for sample into 16-bit wav; any other source make
 float wav (channels averaged, as ``ltspk.data.audio`` reads them).
 """
 
+import math
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -114,6 +115,18 @@ def _write_group(job):
     return Utterance(new_id, len(samples) / sr, str(path), 0, len(samples), spk)
 
 
+def check_min_seconds(value):
+    """``value`` as a positive, finite number of seconds; a ``ValueError`` naming
+    ``concat_min_seconds`` otherwise."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if isinstance(value, bool) or not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"concat_min_seconds must be a positive number of seconds or null (off), got {value!r}")
+    return seconds
+
+
 def concat_short_clips(rows, save_folder, min_seconds, key=genre_key, workers=8, progress=True):
     """Concatenate each speaker-genre's short training clips (see the module docstring).
 
@@ -124,8 +137,7 @@ def concat_short_clips(rows, save_folder, min_seconds, key=genre_key, workers=8,
     new utterance (at the place of its first clip), and the counts for ``counts.json``."""
     from tqdm.auto import tqdm
 
-    if not min_seconds or min_seconds <= 0:
-        raise ValueError(f"concat min_seconds must be a positive number of seconds, got {min_seconds!r}")
+    min_seconds = check_min_seconds(min_seconds)
     save = Path(os.path.abspath(save_folder))
     plan = plan_groups(rows, min_seconds, key)
     taken = {u.ID for u in rows}

@@ -60,6 +60,8 @@ def relocate_manifests(staged, final):
     under ``final`` (where the folder will be); manifests with no such row are left untouched.
     Returns how many rows were moved."""
     staged, final = os.path.abspath(staged), os.path.abspath(final)
+    if not any(p.is_dir() for p in Path(staged).iterdir()):
+        return 0  # audio a preparation writes lies in a folder of it: with none, no manifest is read
     moved = 0
     for name in MANIFESTS:
         path = Path(staged) / name
