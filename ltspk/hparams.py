@@ -17,6 +17,7 @@ head's ``classifier`` replaces the base's, with none of its arguments). Bases ma
 The run folder's ``hyperparams.yaml`` holds the merged whole.
 """
 
+import argparse
 import difflib
 import re
 from pathlib import Path
@@ -259,6 +260,21 @@ MAIN_KEYS = {
     "score_norm": "null | asnorm (adaptive s-norm)",
     "precision": "fp32 | bf16 | fp16 (SpeechBrain run option)",
 }
+
+
+class DefaultsHelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse help for the recipes with options of their own (prepare.py, extract.py): the
+    description keeps its layout and every option's help ends with its default (or says nothing
+    more for a required option)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        d = action.default
+        if not action.option_strings or action.required or d is argparse.SUPPRESS or "%(default)" in text:
+            return text
+        if isinstance(d, (list, tuple)):
+            return f"{text} (default: {' '.join(map(str, d))})"
+        return f"{text} (default: %(default)s)"
 
 
 def help_requested(argv, doc):

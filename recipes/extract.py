@@ -27,20 +27,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ltspk.errors import LtspkError  # noqa: E402
-
-
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Keeps the description's layout and ends every option's help with its default."""
-
-    def _get_help_string(self, action):
-        text = action.help or ""
-        if not action.option_strings or action.default is argparse.SUPPRESS or "%(default)" in text:
-            return text
-        return f"{text} (default: %(default)s)"
+from ltspk.hparams import DefaultsHelpFormatter  # noqa: E402
 
 
 def parser():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter,
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=DefaultsHelpFormatter,
                                  usage="%(prog)s RUN_DIR|HPARAMS [--key VALUE ...] [options]")
     ap.add_argument("--manifest", metavar="CSV",
                     help="a SpeechBrain CSV manifest (ID,duration,wav,start,stop,spk_id) to embed")

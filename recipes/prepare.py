@@ -35,19 +35,7 @@ from ltspk.data.prepare import PrepOptions  # noqa: E402
 from ltspk.data.prepared import check_prepared, prepare_whole  # noqa: E402
 from ltspk.data.summary import load_counts, summary_text  # noqa: E402
 from ltspk.errors import LtspkError  # noqa: E402
-
-
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Keeps the description's layout and ends every option's help with its default."""
-
-    def _get_help_string(self, action):
-        text = action.help or ""
-        d = action.default
-        if not action.option_strings or action.required or d is argparse.SUPPRESS or "%(default)" in text:
-            return text
-        if isinstance(d, (list, tuple)):
-            return f"{text} (default: {' '.join(map(str, d))})"
-        return f"{text} (default: %(default)s)"
+from ltspk.hparams import DefaultsHelpFormatter  # noqa: E402
 
 
 def add_options(p):
@@ -103,11 +91,11 @@ SYNTHETIC = {
 
 
 def parser():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=DefaultsHelpFormatter)
     sub = ap.add_subparsers(dest="corpus", required=True, metavar="CORPUS")
 
     def corpus(name, text):
-        return sub.add_parser(name, help=text, description=text, formatter_class=HelpFormatter)
+        return sub.add_parser(name, help=text, description=text, formatter_class=DefaultsHelpFormatter)
 
     p = corpus("voxceleb", "VoxCeleb1 (and VoxCeleb2): train on the dev sets, VoxCeleb1's trials")
     p.add_argument("--data_folder", "--vox1", metavar="DIR", help="the VoxCeleb1 root (wav/, vox1_meta.csv, meta/)")
