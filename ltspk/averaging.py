@@ -47,7 +47,9 @@ def average_into(modules, checkpoints, names=AVERAGED):
 
 
 def _load(path, map_location="cpu"):
-    return torch.load(path, map_location=map_location, weights_only=True)
+    from ltspk.checkpoints import read_weights  # torch.load(weights_only=True); errors name the file
+
+    return read_weights(path, map_location)
 
 
 def write_averaged(folder, recoverables, meta, name):

@@ -23,14 +23,22 @@ What the hparams may add, each off unless its key is set:
   on it, in ``train_log.txt`` and on the progress bar; the end-of-epoch checkpoint is then saved
   after validation with these figures in its meta, and ``ckpt_min_key`` / ``ckpt_max_key``
   keep the best one as SpeechBrain does (``save_and_keep_only(min_keys=...)``);
-  ``ckpt_average_last: N`` keeps the last N epochs' checkpoints for averaging.
+  ``ckpt_average_last: N`` keeps the last N epochs' checkpoints for averaging. Validation draws
+  nothing from the random generators training uses (``kept_rng_state``): the same run with and
+  without it trains the same model.
+- ``tensorboard`` (``True`` or a folder; ``ltspk.experiment.tensorboard_logger``): SpeechBrain's
+  ``TensorboardLogger``, given each epoch what ``train_log.txt`` is given (lr, training loss,
+  validation figures), at the epoch number as its step.
 - ``pretrained_embedder`` (``ltspk.pretrained``): the embedding model's parameters in their own
   optimiser group(s), at ``embedder_lr_scale`` times the learning rate of the rest; the scale is
   re-applied after every schedule update (SpeechBrain's schedulers set every group to one value).
 """
 
 import logging
+import random
+from contextlib import contextmanager
 
+import numpy as np
 import speechbrain as sb
 import torch
 from speechbrain.utils.checkpoints import mark_as_loader, register_checkpoint_hooks
@@ -42,6 +50,23 @@ from ltspk.hparams import HparamsError, hparam
 log = logging.getLogger(__name__)
 
 VALID_STATS = ("loss", "error", "acc", "acc_many", "acc_medium", "acc_few")  # as valid_<name> in checkpoint meta
+
+
+@contextmanager
+def kept_rng_state():
+    """Put the global torch (CPU and CUDA), numpy and Python generators back as they were on leaving:
+    what runs inside (validation: its loader draws its base seed from torch's generator) changes
+    nothing that training draws afterwards."""
+    cpu, np_state, py_state = torch.get_rng_state(), np.random.get_state(), random.getstate()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    try:
+        yield
+    finally:
+        torch.set_rng_state(cpu)
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
 
 
 def unwrap(module):
@@ -72,6 +97,7 @@ class SpeakerBrain(sb.core.Brain):
     steps_per_epoch = None  # set when the training loader is made
     class_groups = None     # shot group of every class index (validation accuracy by group)
     validating = False      # a VALID stage follows every TRAIN stage
+    tensorboard_logger = None  # SpeechBrain's TensorboardLogger when the hparams ask for one (ltspk.experiment)
     _lr_kind = None
     loss_fn = None
 
@@ -267,9 +293,23 @@ class SpeakerBrain(sb.core.Brain):
         if getattr(self.hparams, "margin_schedule", None) is not None:
             meta["margin"] = self.head.margin
         self.hparams.train_logger.log_stats(stats_meta=meta, train_stats={"loss": train_loss}, valid_stats=valid)
+        self.log_tensorboard(epoch, meta, {"loss": train_loss}, valid)
         if self.checkpointer is not None:
             ckpt_meta = {"epoch": epoch, "loss": train_loss, **{f"valid_{k}": v for k, v in (valid or {}).items()}}
             self.save_epoch_checkpoint(ckpt_meta)
+
+    def log_tensorboard(self, epoch, meta, train, valid):
+        """The epoch's figures to TensorBoard, at step ``epoch`` (SpeechBrain's logger counts its own
+        steps from 1 in each process: set to the epoch, a resumed run continues its curves)."""
+        tb = self.tensorboard_logger
+        if tb is None or not sb.utils.distributed.if_main_process():
+            return
+        tb.global_step["meta"] = epoch - 1
+        for split, stats in (("train", train), ("valid", valid or {})):
+            for name in stats:
+                tb.global_step[split][name] = epoch - 1
+        tb.log_stats(stats_meta={k: v for k, v in meta.items() if k != "epoch"}, train_stats=train, valid_stats=valid)
+        tb.writer.flush()
 
     def save_epoch_checkpoint(self, meta):
         """Save the end-of-epoch checkpoint and delete the ones no longer needed: without a selection
@@ -293,7 +333,9 @@ class SpeakerBrain(sb.core.Brain):
         ckpt.delete_checkpoints(num_to_keep=0, ckpt_predicate=lambda c: c.path not in keep)
 
     def _fit_valid(self, valid_set, epoch, enable):
-        """SpeechBrain's validation loop, with the running loss and accuracy on the progress bar."""
+        """SpeechBrain's validation loop, with the running loss and accuracy on the progress bar. The
+        random generators are put back as training left them before the epoch ends (``kept_rng_state``),
+        so the end-of-epoch checkpoint holds the state the next epoch draws from."""
         if valid_set is None:
             return
         from tqdm import tqdm
@@ -301,7 +343,7 @@ class SpeakerBrain(sb.core.Brain):
         self.on_stage_start(sb.Stage.VALID, epoch)
         self.modules.eval()
         avg_valid_loss = 0.0
-        with torch.no_grad():
+        with torch.no_grad(), kept_rng_state():
             with tqdm(valid_set, dynamic_ncols=True, disable=not enable, colour=self.tqdm_barcolor["valid"]) as t:
                 for batch in t:
                     self.step += 1
@@ -311,7 +353,8 @@ class SpeakerBrain(sb.core.Brain):
                                   valid_acc=100.0 * self._valid_correct / max(self._valid_seen, 1))
                     if self.debug and self.step == self.debug_batches:
                         break
-            self.step = 0
+        self.step = 0
+        with torch.no_grad():
             self.on_stage_end(sb.Stage.VALID, avg_valid_loss, epoch)
 
     def _wrap_distributed(self):

@@ -72,6 +72,78 @@ class Run:
         return json.loads(f.read_text())["counts"] if f.is_file() else {}
 
 
+def corpus_of(run):
+    """What a run was tested on: the corpus and its data folder's name (the synthetic corpus alone)."""
+    info = run.info
+    if info.get("synthetic") or info.get("corpus") == "synthetic":
+        return "synthetic"
+    name = Path(info.get("data_folder") or "").name
+    return f"{info.get('corpus', '?')}" + (f" ({name})" if name else "")
+
+
+def corpus_key(run):
+    """``corpus_of`` with the whole data folder: two folders of one name are two corpora (the
+    synthetic corpus is generated alike wherever it is written)."""
+    name = corpus_of(run)
+    return (name, "" if name == "synthetic" else run.info.get("data_folder") or "")
+
+
+def check_runs(runs, allow_mixed_corpora=False):
+    """Refuse what would make the comparison silently wrong: one configuration and seed twice
+    (it would count as one seed), or runs on different corpora (unless asked for)."""
+    seen = {}
+    for r in runs:
+        key = (r.config, r.seed)
+        if key in seen:
+            raise DataError(r.folder, f"configuration {r.config!r} seed {r.seed} is also {seen[key]}: two runs of one "
+                                      "configuration and seed would count as one seed; give each run once")
+        seen[key] = r.folder
+    keys = sorted({corpus_key(r) for r in runs})
+    corpora = sorted({name if len({k for k in keys if k[0] == name}) == 1 else f"{name} at {folder}"
+                      for name, folder in keys})
+    if len(keys) > 1 and not allow_mixed_corpora:
+        raise DataError(runs[0].folder, f"the runs are on different corpora ({', '.join(corpora)}): their figures are "
+                                        "not comparable; compare one corpus at a time, or pass --allow-mixed-corpora")
+    return corpora
+
+
+def comparison_notes(runs):
+    """Plain sentences that belong above the tables: the corpus, the hold-outs, empty shot
+    groups, one-seed configurations."""
+    notes = []
+    corpora = sorted({corpus_of(r) for r in runs})
+    if len(corpora) == 1 and len({corpus_key(r) for r in runs}) > 1:
+        corpora = sorted({f"{corpus_of(r)} at {r.info.get('data_folder')}" for r in runs})
+    if corpora == ["synthetic"]:
+        notes.append("All figures are on the SYNTHETIC demo corpus.")
+    elif len(corpora) > 1:
+        notes.append(f"The runs are on DIFFERENT corpora ({', '.join(corpora)}): differences between them are not "
+                     "differences between methods.")
+    else:
+        notes.append(f"Corpus: {corpora[0]}.")
+    holdouts = sorted({r.info.get("holdout_by") or "utterance" for r in runs})
+    text = {"session": "whole sessions the speaker never trains on (cross-session)",
+            "utterance": "random recordings (sessions may be shared with training)"}
+    notes.append("Speaker-ID test and validation recordings: " + "; ".join(f"{text.get(h, h)}" for h in holdouts)
+                 + ("" if len(holdouts) == 1 else ": the runs DIFFER in how they were held out") + ".")
+    empty = {}
+    for r in runs:
+        for g, n in (r.info.get("shot_group_sizes") or {}).items():
+            if not n:
+                empty.setdefault(g, []).append(r.label or str(r.folder))
+    for g, labels in sorted(empty.items()):
+        notes.append(f"WARNING: the {g}-shot group is EMPTY in {len(labels)} run(s) (e.g. {labels[0]}): its column "
+                     "shows '-' there; set shot_many_above / shot_few_below to auto.")
+    configs = {}
+    for r in runs:
+        configs.setdefault(r.config, set()).add(r.seed)
+    one = sorted(c for c, seeds in configs.items() if len(seeds) == 1)
+    if one:
+        notes.append(f"One seed only for {', '.join(one)}: seed-to-seed variance is not measured there; its intervals "
+                     "are the speaker bootstrap alone.")
+    return notes
+
+
 def load_run(folder):
     folder = Path(folder)
     if not folder.is_dir():

@@ -9,9 +9,14 @@ Stage 2 never touches audio: it works on embedding matrices, so it takes seconds
   which leaves the new classifier under-trained (seen on the demo corpus: 74% vs 95%).
 - tau-normalisation: w_i <- w_i / ||w_i||^p of the stage-1 classifier, bias dropped; the
   power p (the paper's tau; ``tau_norm_power`` here, to keep it apart from the other taus)
-  swept over [0, 2] step 0.1 and chosen on a validation split (p = 0 is the plain classifier).
+  swept over [0, 2] step 0.1 and chosen on a validation split. Validation ties go to the power
+  that equals the head's plain inference, ``tau_norm_neutral(head)``: 0 for a linear (softmax)
+  classifier, whose weights are used as they are, and 1 for the cosine heads (AAM, cosine,
+  CausalNorm), whose plain inference normalises the class weights already (so power 0 is the
+  most changed classifier there, not the plain one).
 - LWS: logits s_i * f_i(x) of the frozen stage-1 classifier with a learnable per-class scale
-  s (init 1), class-balanced sampling, 5 epochs (and at least ``min_steps`` steps).
+  s (init 1), class-balanced sampling, 5 epochs (and at least ``min_steps`` steps), weight decay
+  5e-4 on s (Kang et al.'s official code: SGD, momentum 0.9, weight decay 5e-4).
 - ``fit_linear``: cRT's classifier and loop with any sampling power q (p_j ~ n_j^q) and an
   optional logit offset; ``ltspk.enrolment.train_linear`` trains its classifiers with it.
 - NCM: subtract the training mean, L2-normalise, class centroids; cosine to the centroids.
@@ -100,28 +105,37 @@ def crt(x, y, n_classes, epochs=10, lr=0.2, batch_size=256, weight_decay=5e-4, s
     return lambda e: F.linear(l2n(e), w, b)
 
 
+def tau_norm_neutral(head):
+    """The tau-norm power that equals ``head``'s plain inference (``tau_norm_neutral`` of its class:
+    1 for heads whose plain inference normalises the class weights, 0 otherwise): validation ties
+    go to it, the least change to the classifier."""
+    return float(getattr(head, "tau_norm_neutral", TAU_NORM.neutral))
+
+
 def tau_normalized_logits(weight, x, power):
     """<x/||x||, w_i / ||w_i||^power>, bias dropped."""
     w = _t(weight)
     return l2n(x) @ (w / w.norm(dim=1, keepdim=True).clamp_min(1e-12).pow(power)).t()
 
 
-def choose_power(weight, x_val, y_val, powers=None):
+def choose_power(weight, x_val, y_val, powers=None, neutral=TAU_NORM.neutral):
     """The power in [0, 2] (step 0.1) with the best validation top-1 accuracy, and every score;
-    ties go to the smallest power (the least change to the classifier)."""
+    ties go to the power nearest ``neutral`` (the least change to the classifier:
+    ``tau_norm_neutral(head)`` for a head's classifier, 0 for a linear one)."""
     powers = TAU_NORM.grid if powers is None else powers
     y_val = np.asarray(y_val)
     scores = {float(p): float((tau_normalized_logits(weight, x_val, p).argmax(1).numpy() == y_val).mean())
               for p in powers}
-    return choose_on_validation(scores, TAU_NORM.neutral), scores
+    return choose_on_validation(scores, neutral), scores
 
 
-def lws(frozen_logits, y, epochs=5, lr=0.2, batch_size=256, seed=0, min_steps=500):
-    """Learn a per-class scale s on the frozen classifier's logits. Returns s (numpy)."""
+def lws(frozen_logits, y, epochs=5, lr=0.2, batch_size=256, seed=0, min_steps=500, weight_decay=5e-4):
+    """Learn a per-class scale s on the frozen classifier's logits (SGD with ``weight_decay`` on s,
+    5e-4 as Kang et al.'s code). Returns s (numpy)."""
     z, y = _t(frozen_logits), torch.as_tensor(np.asarray(y), dtype=torch.long)
     s = torch.ones(z.shape[1], requires_grad=True)
-    _fit_balanced([s], lambda idx: F.cross_entropy(z[idx] * s, y[idx]), y.numpy(), epochs, lr, batch_size, 0.0,
-                  seed, min_steps)
+    _fit_balanced([s], lambda idx: F.cross_entropy(z[idx] * s, y[idx]), y.numpy(), epochs, lr, batch_size,
+                  weight_decay, seed, min_steps)
     return s.detach().numpy()
 
 

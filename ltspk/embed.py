@@ -1,14 +1,16 @@
 """Embeddings of a manifest with a trained run's model, and caches that know their source.
 
 A cache file records what it was made from (a hash of the model's weights, the manifest's
-content, and the settings that shape an embedding: sample rate, evaluation crop, batch size)
-and is made again whenever any of these changes: a run trained further, a re-prepared
-manifest or another ``eval_batch_size`` never reuses stale embeddings.
+content, the size and modification time (ns) of every audio file it lists, and the settings that
+shape an embedding: sample rate, evaluation crop, batch size) and is made again whenever any of
+these changes: a run trained further, a re-prepared manifest, audio files overwritten in place or
+another ``eval_batch_size`` never reuses stale embeddings.
 """
 
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -74,14 +76,34 @@ def file_digest(path):
     return digest.hexdigest()
 
 
+def audio_digest(csv_path):
+    """SHA-256 over the path, size and modification time (ns) of every audio file a manifest lists:
+    audio overwritten in place (same manifest) gives another digest. A missing file is a DataError
+    naming it and its utterance."""
+    from ltspk.data.manifest import read_manifest
+
+    digest, seen = hashlib.sha256(), set()
+    for u in read_manifest(csv_path):
+        if u.wav in seen:
+            continue
+        seen.add(u.wav)
+        try:
+            st = os.stat(u.wav)
+        except FileNotFoundError:
+            raise DataError(u.wav, f"audio file of utterance {u.ID!r} (listed in {csv_path}) not found") from None
+        digest.update(f"{u.wav}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
 def cache_source(model_hash, csv_path, h):
-    return {"model": model_hash, "manifest": file_digest(csv_path), "sample_rate": h["sample_rate"],
-            "eval_max_seconds": h.get("eval_max_seconds"), "eval_batch_size": h.get("eval_batch_size", 16)}
+    return {"model": model_hash, "manifest": file_digest(csv_path), "audio": audio_digest(csv_path),
+            "sample_rate": h["sample_rate"], "eval_max_seconds": h.get("eval_max_seconds"),
+            "eval_batch_size": h.get("eval_batch_size", 16)}
 
 
 def cached_embeddings(brain, csv_path, cache, h, progress=True, model_hash=None):
     """Embeddings of a manifest, read from ``cache`` when it was made from the same model,
-    manifest and settings, otherwise extracted and cached."""
+    manifest, audio files and settings, otherwise extracted and cached."""
     cache = Path(cache)
     source = cache_source(model_hash or model_fingerprint(brain), csv_path, h)
     if cache.is_file():
@@ -91,7 +113,7 @@ def cached_embeddings(brain, csv_path, cache, h, progress=True, model_hash=None)
                     return [str(i) for i in z["ids"]], z["embeddings"].astype(np.float32)
         except (KeyError, ValueError, OSError, json.JSONDecodeError):
             pass
-        log.info("%s was made from another model, manifest or setting: extracting again", cache)
+        log.info("%s was made from another model, manifest, audio or setting: extracting again", cache)
     ids, emb = embed_manifest(brain, csv_path, h, progress)
     with atomic_path(cache) as tmp:
         with open(tmp, "wb") as f:

@@ -48,6 +48,7 @@ import logging
 import math
 import os
 import random
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -58,14 +59,31 @@ import torch.nn.functional as F
 
 from ltspk.atomic import read_json, staged_folder, write_json, write_text
 from ltspk.calibration import LogisticCalibration, calibrated_metrics
-from ltspk.data.longtail import SHOT_GROUPS, ShotThresholds, longtail_subsample, shot_groups
+from ltspk.data.longtail import (
+    AUTO,
+    HOLDOUT_BY,
+    SHOT_GROUPS,
+    ShotThresholds,
+    cross_session,
+    hold_out_sessions,
+    longtail_subsample,
+    session_blocks,
+    shot_groups,
+)
 from ltspk.data.manifest import Utterance, read_manifest, speaker_counts
 from ltspk.decoupled import TAU_NORM, fit_linear, lws, ncm_centroids, tau_normalized_logits
 from ltspk.embeddings_io import save_arrays
 from ltspk.errors import DataError
 from ltspk.heads.base import POSTHOC_LA, Tunable, log_priors
 from ltspk.metrics import shot_group_accuracy
-from ltspk.openset import far_threshold, openset_report, oscr_auc
+from ltspk.openset import (
+    far_at_threshold,
+    far_threshold,
+    min_impostor_probes,
+    openset_report,
+    oscr_auc,
+    threshold_caution,
+)
 from ltspk.records import choose_on_validation
 
 log = logging.getLogger(__name__)
@@ -81,9 +99,11 @@ class EnrolSettings:
     test_per_speaker: int = 2
     valid_per_speaker: int = 2
     impostors: object = None  # None, a number >= 2, a fraction in (0, 1), or a list of speaker names
-    many_above: float = 100
-    few_below: float = 20
+    many_above: float | str = "auto"  # or "auto": the tertiles of the enrolled counts
+    few_below: float | str = "auto"
     quantiles: list | None = None  # [low, high] instead of many_above / few_below
+    holdout_by: str = "session"  # test / validation recordings from sessions never enrolled, where known; or utterance
+    session_pattern: str | None = None  # regex with (?P<session>...) on file names; else the folder after the speaker
     imbalance_factor: float | None = None
     target_far: float = 0.05
     fars: list = field(default_factory=lambda: [0.01, 0.05, 0.1])
@@ -108,6 +128,19 @@ class EnrolSettings:
             raise DataError("target_far", f"must be in (0, 1), got {self.target_far}")
         if self.batch_size < 1:
             raise DataError("batch_size", "must be >= 1")
+        if self.holdout_by not in HOLDOUT_BY:
+            raise DataError("holdout_by", f"{self.holdout_by!r}: choose {' or '.join(HOLDOUT_BY)}")
+        for key in ("many_above", "few_below"):
+            v = getattr(self, key)
+            if v != AUTO and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                raise DataError(key, f"must be a number or 'auto', got {v!r}")
+        if self.session_pattern is not None:
+            try:
+                pattern = re.compile(self.session_pattern)
+            except re.error as e:
+                raise DataError("session_pattern", f"not a regular expression ({e})") from None
+            if "session" not in pattern.groupindex:
+                raise DataError("session_pattern", "needs a named group (?P<session>...)")
         return self
 
 
@@ -318,9 +351,52 @@ def longtail_enrolment(rows, settings, impostors):
     return [u for u, _ in pairs], [r for _, r in pairs]
 
 
+def id_session(uid, pattern=None):
+    """The session of an utterance ID ``<speaker>/<path>``: the folder after the speaker where there
+    is one (a session folder, VoxCeleb's video, LibriSpeech's chapter), else the ``session`` group
+    of ``pattern`` on the file name, else None (unknown)."""
+    parts = uid.split("/")
+    if len(parts) > 2:
+        return parts[1]
+    if pattern is not None:
+        m = re.search(pattern, parts[-1])
+        return m.group("session") if m else None
+    return None
+
+
+def _session_roles(idx, rows, t, v, pattern, rng):
+    """Test and validation indices as whole sessions never enrolled (None when the speaker's
+    sessions are unknown, one, or cannot give the test and keep enrolment). The validation
+    recordings are random ones of the sessions left when those are too few for whole sessions."""
+    utts = [rows[i] for i in idx]
+    blocks = session_blocks(utts, {u.ID: id_session(u.ID, pattern) for u in utts})
+    if blocks is None or len(blocks) < 2:
+        return None
+    pos = {u.ID: i for u, i in zip(utts, idx)}
+    chosen = {}
+    for name, n, need in (("test", t, 1 + v), ("valid", v, 1)):
+        if not n:
+            continue
+        held = hold_out_sessions(blocks, n, need, rng)
+        if held is None:
+            if name == "test":
+                return None
+            rest = sorted((u for b in blocks for u in b), key=lambda u: u.ID)
+            chosen["valid"] = [pos[u.ID] for u in rng.sample(rest, n)]
+            break
+        pool = sorted((u for k in held for u in blocks[k]), key=lambda u: u.ID)
+        chosen[name] = [pos[u.ID] for u in rng.sample(pool, n)]
+        chosen[name + "_unused"] = [pos[u.ID] for u in pool if pos[u.ID] not in set(chosen[name])]
+        blocks = [b for k, b in enumerate(blocks) if k not in held]
+    return chosen
+
+
 def assign_roles(rows, settings, impostors):
-    """Role per row: enrol, valid, test, impostor_valid or impostor_test; and the speakers too
-    small to hold out from. Each speaker's draw is seeded by (seed, speaker) alone."""
+    """Role per row: enrol, valid, test, impostor_valid, impostor_test, or unused (the rest of a
+    held-out session); and the speakers too small to hold out from. With ``holdout_by: session``
+    a speaker's test and validation recordings are whole sessions it never enrols from, where its
+    sessions allow (``id_session``); otherwise random recordings. Each speaker's draw is seeded by
+    (seed, speaker) alone."""
     t, v, seed = settings.test_per_speaker, settings.valid_per_speaker, settings.seed
     ranked = _rank(impostors, seed)
     imp_valid = set(ranked[0::2])
@@ -339,12 +415,30 @@ def assign_roles(rows, settings, impostors):
         if len(idx) < t + v + 1:
             too_small.append(spk)
             continue
-        held = random.Random(f"{seed}:{spk}").sample(idx, t + v)
+        rng = random.Random(f"{seed}:{spk}")
+        by_session = (_session_roles(idx, rows, t, v, settings.session_pattern, rng)
+                      if settings.holdout_by == "session" else None)
+        if by_session is not None:
+            for role, picked in by_session.items():
+                for i in picked:
+                    roles[i] = "unused" if role.endswith("_unused") else role
+            continue
+        held = rng.sample(idx, t + v)
         for i in held[:t]:
             roles[i] = "test"
         for i in held[t:]:
             roles[i] = "valid"
     return roles, too_small
+
+
+def holdout_counts(rows, roles, settings):
+    """How the test and validation recordings were held out, and how many are cross-session."""
+    sessions = {u.ID: id_session(u.ID, settings.session_pattern) for u in rows}
+    enrol = [u for u, r in zip(rows, roles) if r == "enrol"]
+    out = {"by": settings.holdout_by, "unused": int(sum(1 for r in roles if r == "unused"))}
+    for name in ("test", "valid"):
+        out[name] = cross_session([u for u, r in zip(rows, roles) if r == name], enrol, sessions)
+    return out
 
 
 # ---------------------------------------------------------------------------------- classifiers
@@ -458,6 +552,29 @@ def reject_scores(logits, temperature, by, leave_out=None):
     return probabilities(z, temperature).max(1)
 
 
+def unknown_calibration(known_scores, impostor_scores):
+    """P(unknown | rejection score): logistic regression of enrolled (validation probes of enrolled
+    speakers) against unknown (impostor probes) on the rejection score, both classes weighing half
+    (``LogisticCalibration``, prior 0.5): its output is the log-likelihood ratio of "enrolled"; None
+    where it cannot be fitted. ``p_unknown`` turns it into a probability at a prior."""
+    from ltspk.calibration import LogisticCalibration
+
+    k, i = np.asarray(known_scores, np.float64), np.asarray(impostor_scores, np.float64)
+    if not len(k) or not len(i) or not (np.isfinite(k).all() and np.isfinite(i).all()):
+        return None
+    cal = LogisticCalibration.fit(np.r_[k, i], np.r_[np.ones(len(k), int), np.zeros(len(i), int)])
+    return {**cal.to_dict(), "n_known_probes": int(len(k)), "n_impostor_probes": int(len(i))}
+
+
+def p_unknown(calibration, scores, prior_enrolled=0.5):
+    """P(the caller is not enrolled | rejection score) of ``unknown_calibration``'s fit, at a prior
+    ``prior_enrolled`` that a caller is enrolled: 1 - sigmoid(llr + logit(prior_enrolled))."""
+    if not 0 < prior_enrolled < 1:
+        raise DataError("prior_enrolled", f"must be in (0, 1), got {prior_enrolled}")
+    llr = calibration["a"] * np.asarray(scores, np.float64) + calibration["b"]
+    return 1.0 / (1.0 + np.exp(llr + math.log(prior_enrolled / (1 - prior_enrolled))))
+
+
 def _impostor_scores(z_known, y_known, z_imp, temperature, by):
     """(scores, simulated?): real impostor probes where there are any, else leave-own-speaker-out."""
     if len(z_imp):
@@ -495,7 +612,7 @@ def build(rows, keys, emb, settings, embedder_info, impostors, roles=None):
     counts_map = speaker_counts([u for u, r in zip(rows, roles) if r == "enrol"])
     counts = [counts_map[s] for s in enrolled]
     th = (ShotThresholds.from_quantiles(counts_map, *settings.quantiles) if settings.quantiles
-          else ShotThresholds(settings.many_above, settings.few_below))
+          else ShotThresholds.fitted(counts_map, settings.many_above, settings.few_below))
     groups = shot_groups(counts_map, th)
     xe, ye, xv, yv = emb[m["enrol"]], y[m["enrol"]], emb[m["valid"]], y[m["valid"]]
     fitted = fit_methods(xe, ye, xv, yv, counts, settings)
@@ -512,16 +629,22 @@ def build(rows, keys, emb, settings, embedder_info, impostors, roles=None):
             oscr[by] = oscr_auc(reject_scores(z_v, temp, by), correct_v, imps[by][0])
         by = settings.reject_by if settings.reject_by != "auto" else max(REJECT_BY, key=lambda b: (oscr[b], b == "prob"))
         imp, simulated = imps[by]
+        known_v = reject_scores(z_v, temp, by)
         methods[name] = {"params": params, "valid_accuracy": 100 * float(correct_v.mean()), "temperature": temp,
                          "reject_by": by, "valid_oscr_auc": {k: 100 * v for k, v in oscr.items()},
                          "threshold": far_threshold(imp, settings.target_far), "threshold_impostors":
                          ("simulated (own speaker left out)" if simulated else "validation impostor speakers"),
                          "n_threshold_impostor_probes": int(len(imp)),
+                         "min_threshold_impostor_probes": min_impostor_probes(settings.target_far),
+                         "threshold_caution": threshold_caution(len(imp), settings.target_far),
+                         "unknown_calibration": unknown_calibration(known_v, imp),
                          "validation_sweep": {f"{k:g}": 100 * v for k, v in sweep.items()}}
         for part in ("mu", "W", "b"):
             arrays[f"{name}.{part}"] = np.asarray(getattr(scorer, part), np.float32)
     chosen = settings.method if settings.method != "auto" else max(
         FAMILIES, key=lambda f: (methods[f]["valid_accuracy"], -FAMILIES.index(f)))
+    if methods[chosen]["threshold_caution"]:
+        log.warning("%s: %s", chosen, methods[chosen]["threshold_caution"])
 
     # ---- test report
     report = {"n_enrolled_speakers": len(enrolled), "n_impostor_speakers": len(impostors),
@@ -539,7 +662,7 @@ def build(rows, keys, emb, settings, embedder_info, impostors, roles=None):
             ks = reject_scores(zt, info["temperature"], info["reject_by"])
             imp, simulated = _impostor_scores(zt, yt, z_it, info["temperature"], info["reject_by"])
             opn = openset_report(ks, zt.argmax(1) == yt, gt, imp, tuple(settings.fars))
-            at = {"far": float(np.mean(imp >= info["threshold"])),
+            at = {**far_at_threshold(imp, info["threshold"]),
                   "dir": 100 * float(((zt.argmax(1) == yt) & (ks >= info["threshold"])).mean())}
             report_methods[name] = {"closed_set": closed, "open_set": opn, "at_deployed_threshold": at,
                                     "impostors": "simulated (own speaker left out)" if simulated else "test impostor speakers"}
@@ -550,6 +673,7 @@ def build(rows, keys, emb, settings, embedder_info, impostors, roles=None):
             "settings": {**asdict(settings), "impostors": list(impostors)}, "speakers": enrolled,
             "counts": {s: counts_map[s] for s in enrolled}, "shot_groups": {s: groups[s] for s in enrolled},
             "shot_thresholds": th.as_dict(),
+            "holdout": holdout_counts(rows, roles, settings),
             "impostor_speakers": {"valid": sorted(set(_rank(impostors, settings.seed)[0::2])),
                                   "test": sorted(set(_rank(impostors, settings.seed)[1::2]))},
             "methods": methods, "deployed": {"method": chosen, **{k: methods[chosen][k] for k in
@@ -679,23 +803,33 @@ class EnrolmentModel:
             raise DataError(self.folder, f"the {embedder.kind} embedder gives {emb.shape[1]}-dimensional embeddings; "
                                          f"this enrolment holds {d}-dimensional ones: use the embedder it was enrolled with")
 
-    def predict(self, paths, embedder, top_k=3, method=None):
-        """Per file: {file, top: [[speaker, probability], ...], score, threshold, speaker | 'unknown'}
-        or {file, error}."""
+    def predict(self, paths, embedder, top_k=3, method=None, prior_enrolled=0.5):
+        """Per file: {file, speaker | 'unknown', p_unknown, top: [[speaker, probability], ...],
+        top_if_enrolled, score, threshold} or {file, error}.
+
+        ``p_unknown`` is the probability that the caller is not enrolled (``unknown_calibration``, fitted
+        on the validation probes, at the prior ``prior_enrolled`` that a caller is enrolled; None for a
+        model enrolled before it was fitted); ``top`` gives P(that speaker) = (1 - p_unknown) x P(that
+        speaker | enrolled), so ``top`` and ``p_unknown`` sum to at most 1; ``top_if_enrolled`` the
+        closed-set P(speaker | enrolled), which says nothing of whether the caller is enrolled. The
+        decision ('unknown' below the threshold) is the threshold's, set for the target false-alarm rate."""
         dep = dict(self.info["deployed"])
         if method and method not in FAMILIES:
             raise DataError("method", f"{method!r}: choose one of {', '.join(FAMILIES)}")
         if method and method != dep["method"]:
             dep = {"method": method, **{k: self.info["methods"][method][k] for k in ("temperature", "reject_by",
                                                                                      "threshold")}}
+        calibration = self.info["methods"][dep["method"]].get("unknown_calibration")
         self.check_embedder(embedder)
+        from ltspk.data.audio import printable
+
         scorer, results, wavs = self.scorer(dep["method"]), [], []
         for p in paths:
             try:
                 wavs.append(load_waveform(p, embedder, max_seconds=self.settings.max_seconds))
-                results.append({"file": str(p)})
+                results.append({"file": printable(p)})
             except DataError as e:
-                results.append({"file": str(p), "error": e.problem})
+                results.append({"file": printable(p), "error": e.problem})
         ok = [r for r in results if "error" not in r]
         if not ok:
             return results
@@ -704,10 +838,15 @@ class EnrolmentModel:
         z = scorer.logits(emb)
         prob = probabilities(z, dep["temperature"])
         score = reject_scores(z, dep["temperature"], dep["reject_by"])
-        for r, pr, s in zip(ok, prob, score):
+        unknown = p_unknown(calibration, score, prior_enrolled) if calibration else [None] * len(ok)
+        for r, pr, s, pu in zip(ok, prob, score, unknown):
             top = np.argsort(-pr, kind="stable")[:top_k]
-            r.update(top=[[self.speakers[i], float(pr[i])] for i in top], score=float(s), reject_by=dep["reject_by"],
-                     threshold=dep["threshold"], speaker=self.speakers[top[0]] if s >= dep["threshold"] else "unknown")
+            known = 1.0 if pu is None else 1.0 - float(pu)
+            r.update(speaker=self.speakers[top[0]] if s >= dep["threshold"] else "unknown",
+                     p_unknown=None if pu is None else float(pu),
+                     top=[[self.speakers[i], known * float(pr[i])] for i in top],
+                     top_if_enrolled=[[self.speakers[i], float(pr[i])] for i in top], score=float(s),
+                     reject_by=dep["reject_by"], threshold=dep["threshold"], prior_enrolled=prior_enrolled)
         return results
 
 
@@ -767,9 +906,13 @@ def report_markdown(info, report):
         lines += [f"Enrolled whole, not evaluated (too few recordings to hold out): "
                   f"{', '.join(report['too_small_to_hold_out'][:20])}", ""]
     dep = info["deployed"]
+    m_dep = info["methods"][dep["method"]]
     lines += [f"Deployed: **{dep['method']}** (chosen on validation accuracy), temperature {dep['temperature']:.3g}, "
               f"'unknown' when the top {REJECT_LABEL[dep['reject_by']]} < {dep['threshold']:.4g} (target false-alarm rate "
-              f"{dep['target_far']:g} on {info['methods'][dep['method']]['threshold_impostors']}).", ""]
+              f"{dep['target_far']:g} on {m_dep.get('n_threshold_impostor_probes', '?')} impostor probes: "
+              f"{m_dep['threshold_impostors']}).", ""]
+    if m_dep.get("threshold_caution"):
+        lines += [f"**Caution**: {m_dep['threshold_caution']}.", ""]
     test = report.get("test")
     if not test:
         return "\n".join(lines + ["No test hold-out (test_per_speaker 0): no test figures."]) + "\n"
@@ -789,7 +932,7 @@ def report_markdown(info, report):
               "share of impostor probes is accepted; OSCR: area under DIR against false-alarm rate (%, at most the "
               "closed-set accuracy).", "",
               "| method | reject by | group | n | " + " | ".join(f"DIR@FAR {100 * f:g}%" for f in fars)
-              + " | OSCR area | FAR / DIR at the deployed threshold |",
+              + " | OSCR area | FAR % [95% interval] of n impostor probes / DIR at the deployed threshold |",
               "|---|---|---|---:|" + "---:|" * len(fars) + "---:|---|"]
     for f, r in test.items():
         o, at = r["open_set"], r["at_deployed_threshold"]
@@ -797,7 +940,10 @@ def report_markdown(info, report):
             row = o.get(g)
             if row is None:
                 continue
-            extra = f"{100 * at['far']:.1f} / {at['dir']:.1f}" if g == "overall" else ""
+            ci = at.get("far_ci95")
+            far = f"{100 * at['far']:.1f}" + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}] of {at['n_impostor_probes']}"
+                                              if ci else "")
+            extra = f"{far} / {at['dir']:.1f}" if g == "overall" else ""
             lines.append(f"| {f} | {info['methods'][f]['reject_by']} | {g} | {row['n']} | "
                          + " | ".join(_f(row[f"dir@{x:g}"]) for x in fars) + f" | {_f(row['oscr_auc'])} | {extra} |")
     v = report["verification"]

@@ -12,3 +12,8 @@ class DataError(LtspkError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class CheckpointError(DataError):
+    """A checkpoint file that cannot be written (disk full, read-only folder) or read (empty,
+    truncated, pickled objects, weights of another model)."""

@@ -24,7 +24,7 @@ from ltspk.embed import cached_embeddings, embed_manifest, labels_of, model_fing
 from ltspk.embeddings_io import save_arrays, save_embeddings
 from ltspk.errors import DataError, LtspkError
 from ltspk.metrics import shot_group_accuracy, verification_metrics
-from ltspk.records import Record, rebuild_results, results_table, stage_document, sweep_records
+from ltspk.records import Record, rebuild_results, stage_document, sweep_records
 from ltspk.scoring import EmbeddingTable, as_norm, cosine_trial_scores, speaker_means
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,10 @@ def run_info(exp, model_hash):
         "shot_group_sizes": exp.counts_info.get("shot_group_sizes"),
         "imbalance_factor_target": (exp.counts_info.get("options") or {}).get("imbalance_factor"),
         "imbalance_factor": exp.counts_info.get("imbalance_factor"),
+        "data_folder": str(h.get("data_folder") or ""),
+        "holdout_by": (exp.counts_info.get("options") or {}).get("holdout_by", "utterance"),
         "model_sha256": model_hash, "head_settings": head.info(),
+        "checkpoint": getattr(exp, "checkpoint_info", None),  # the checkpoint evaluated: epoch, step, mid-epoch
     }
 
 
@@ -185,7 +188,7 @@ def distribution(values, groups):
 
 def diagnostic_records(head, split, name):
     """The head's per-embedding diagnostics (e.g. CausalNorm's cos(x, d)) by shot group, and on
-    validation the settings its paper's rule of thumb would pick."""
+    validation the settings the official code's rule of thumb would pick."""
     with torch.inference_mode():
         diags = {k: v.float().cpu().numpy() for k, v in head.diagnostics(split.x).items()}
     records = []
@@ -195,6 +198,21 @@ def diagnostic_records(head, split, name):
             metrics["suggested"] = head.suggested_settings({family: float(values.mean())})
         records.append(Record(STAGE, "diagnostic", family, name, metrics, role="diagnostic"))
     return records
+
+
+def validation_verification(split, h):
+    """A verification figure to choose on without the test trials: cosine EER and minDCF over
+    every pair of the validation recordings (training speakers' held-out recordings, cross-session
+    where sessions are known), as a ``validation`` record."""
+    x = np.asarray(split.emb, dtype=np.float64)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    i, j = np.triu_indices(len(x), k=1)
+    scores = np.einsum("ij,ij->i", x[i], x[j])
+    labels = (split.speakers[i] == split.speakers[j]).astype(int)
+    if not labels.any() or labels.all():
+        return Record(STAGE, "verification", "cosine", "spkid_valid", {"n_trials": int(len(labels))}, role="validation")
+    metrics = verification_metrics(scores, labels, tuple(h.get("p_targets", (0.01, 0.05))))
+    return Record(STAGE, "verification", "cosine", "spkid_valid", metrics, role="validation")
 
 
 class SpeakerIdSplit:
@@ -236,9 +254,14 @@ def speaker_id(exp, out, progress, model_hash, cache):
 
     records = [Record(STAGE, "speaker_id", "plain", "spkid_test", on_test("plain"))]
     grids = tunable_grids(head, h)
-    if grids:
+    valid = None
+    if has_rows(prepared / "spkid_valid.csv"):
         valid = SpeakerIdSplit(brain, prepared / "spkid_valid.csv", exp.encoder, shot, h, progress, model_hash,
                                cache / "spkid_valid.npz")
+        records += [Record(STAGE, "speaker_id", "plain", "spkid_valid", valid.accuracy(valid.predict(head, "plain")),
+                           role="validation"),
+                    validation_verification(valid, h)]
+    if grids:
         for family, (t, grid) in grids.items():
             recs, _ = sweep_records(
                 STAGE, family, t.param, grid,
@@ -276,7 +299,7 @@ def evaluate(experiment, out=None, progress=True):
             shutil.copyfile(counts, tmp / "counts.json")
         write_json(tmp / "records.json", stage_document(STAGE, records, run_info(experiment, model_hash), failures))
     res = rebuild_results(run_dir)
-    log.info("results of %s:\n%s", run_dir, results_table(res))
+    log.info("results of %s: %s (every record: %s)", run_dir, run_dir / "results.json", run_dir / "results.md")
     if failures:
         raise EvaluationError("evaluation step(s) failed: " + "; ".join(f"{k}: {v}" for k, v in failures.items())
                               + f" (the other results are in {run_dir / 'results.json'})")

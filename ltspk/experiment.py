@@ -9,7 +9,7 @@ Optional keys (absent: the behaviour of every earlier run): ``sentence_len`` (Sp
 name for the training crop; ``crop_seconds`` in older files), ``compute_cost``,
 ``wav_augment``, ``valid_during_training`` (+ ``valid_dataloader_options``), ``ckpt_min_key`` /
 ``ckpt_max_key``, ``ckpt_average_last``, ``margin_schedule`` (``ltspk.brain`` says what each does),
-``pretrained_embedder`` + ``embedder_lr_scale`` (fine-tuning from a pretrained embedder:
+``tensorboard`` (``tensorboard_logger``), ``pretrained_embedder`` + ``embedder_lr_scale`` (fine-tuning from a pretrained embedder:
 ``ltspk.pretrained``; the weights are loaded by ``Experiment.fit`` when training starts from scratch).
 """
 
@@ -30,12 +30,12 @@ from ltspk.brain import (
     checkpoint_key,
     evaluation_checkpoints,
 )
-from ltspk.checkpoints import AtomicCheckpointer
+from ltspk.checkpoints import AtomicCheckpointer, describe_checkpoint
 from ltspk.data.pipeline import class_counts, crop_pipeline, full_pipeline, label_encoder, load_dataset
 from ltspk.data.samplers import make_sampler
 from ltspk.data.summary import load_counts
 from ltspk.errors import DataError
-from ltspk.fingerprint import RunIdentity, describe
+from ltspk.fingerprint import RunIdentity, RunSettings, describe, training_settings
 from ltspk.losses import build_loss
 from ltspk.rng import RNGState, loader_generator, seed_host_generators
 
@@ -114,19 +114,63 @@ def require_batches(n_items, loader_opts, source, world_size=1):
                                 "and drop_last is set: an epoch would have no batch; lower batch_size")
 
 
+def tensorboard_logger(hparams):
+    """SpeechBrain's ``TensorboardLogger`` when ``tensorboard`` is ``True`` (into ``<output_folder>/tensorboard``)
+    or a folder, else None; a clear error when TensorBoard is not installed."""
+    where = hparams.get("tensorboard")
+    if where is None or where is False:
+        return None
+    if where is True:
+        where = Path(hparams["output_folder"]) / "tensorboard"
+    elif not isinstance(where, (str, Path)):
+        raise HparamsError(f"tensorboard: {where!r} is neither true/false nor a folder")
+    try:
+        from speechbrain.utils.train_logger import TensorboardLogger
+
+        return TensorboardLogger(str(where))
+    except ImportError as e:
+        raise HparamsError(f"tensorboard is set but TensorBoard is not installed ({e}): pip install tensorboard, "
+                           "or set tensorboard: false") from None
+
+
+def write_training_curves(hparams):
+    """``<output_folder>/training_curves.png`` from ``train_log.txt`` (``ltspk.plots.plot_training_curves``);
+    the path, or None when there is no log or matplotlib is missing (a warning)."""
+    log_file = Path(hparams.get("train_log") or Path(hparams["output_folder"]) / "train_log.txt")
+    if not log_file.is_file():
+        return None
+    try:
+        from ltspk.plots import plot_training_curves
+    except ImportError as e:
+        log.warning("no training_curves.png: %s", e)
+        return None
+    title = f"{hparams.get('experiment', '')} seed {hparams.get('seed')}"
+    return plot_training_curves(log_file, Path(hparams["output_folder"]) / "training_curves.png", title=title)
+
+
 class Experiment:
     """The modules, head, checkpointer and Brain of a run on its prepared data.
 
     The checkpointer holds, besides the modules: ``identity`` (configuration fingerprint and
-    label-encoder hash, checked first on recovery: ``ltspk.fingerprint``) and ``rng`` (random
-    state, including the training loader's own generator: ``ltspk.rng``)."""
+    label-encoder hash, checked first on recovery: ``ltspk.fingerprint``), ``settings`` (every
+    setting that shapes training, checked next: ``ltspk.fingerprint.RunSettings``; ``extend_epochs``
+    accepts and records a larger ``number_of_epochs``) and ``rng`` (random state, including the
+    training loader's own generator: ``ltspk.rng``).
 
-    def __init__(self, hparams, run_opts=None):
+    ``checkpoint_info``: what the model in memory is (``ltspk.checkpoints.describe_checkpoint``), set
+    by ``recover`` and ``fit``; evaluation records it."""
+
+    def __init__(self, hparams, run_opts=None, extend_epochs=False):
         self.hparams = hparams
         check_training_options(hparams)
-        crop_seconds(hparams)
+        self.settings = RunSettings(training_settings(hparams, crop_seconds(hparams)), extend_epochs)
+        self.checkpoint_info = None
+        self.check_settings(skip=("preparation", "head"))  # before any preparation (the head: identity's check)
         self.pretrained = self.check_pretrained()  # (state, what): read once, loaded by fit
         self.prepared = prepare_data(hparams)
+        from ltspk.data.prepared import preparation_record
+
+        self.settings.settings["preparation"] = preparation_record(self.prepared)
         self.train_rows = require_training_data(self.prepared / "train.csv")  # read and checked once
         self.counts_info = load_counts(self.prepared / "counts.json")
         save = Path(hparams["save_folder"])
@@ -151,6 +195,7 @@ class Experiment:
                                     name=hparams.get("experiment"))
         checkpointer = AtomicCheckpointer(save)
         checkpointer.add_recoverable("identity", self.identity, optional_load=True)  # checked before any weight
+        checkpointer.add_recoverable("settings", self.settings, optional_load=True)  # older checkpoints lack it
         checkpointer.add_recoverables({
             "embedding_model": modules["embedding_model"],
             "classifier": head,
@@ -170,14 +215,27 @@ class Experiment:
             self.brain.loss_fn = build_loss(hparams.get("loss", "ce"), hparams.get("focal_gamma", 2.0))
         groups = self.counts_info.get("shot_groups") or {}
         self.brain.class_groups = [groups.get(self.encoder.ind2lab[i], "") for i in range(len(counts))]
+        if sb.utils.distributed.if_main_process():
+            self.brain.tensorboard_logger = tensorboard_logger(hparams)
         self.check_checkpoint()
 
     def check_checkpoint(self):
         """Refuse (``CheckpointMismatch``) a latest checkpoint made under another configuration or
-        label encoder, before anything is loaded from it; recovery checks it again."""
+        label encoder (recovery checks it again), or with other training settings, before anything
+        is loaded from it."""
         ckpt = self.brain.checkpointer.find_checkpoint()
         if ckpt is not None and "identity" in ckpt.paramfiles:
             self.identity.load(ckpt.paramfiles["identity"], ckpt.meta["end-of-epoch"])
+        if ckpt is not None:
+            self.settings.check(ckpt, describe_checkpoint(ckpt))
+
+    def check_settings(self, skip=()):
+        """``check_checkpoint``'s settings check, before the data are prepared and the model is built
+        (the preparation and the head are checked with the rest once they are)."""
+        save = Path(self.hparams["save_folder"])
+        ckpt = AtomicCheckpointer(save).find_checkpoint() if save.is_dir() else None
+        if ckpt is not None:
+            self.settings.check(ckpt, describe_checkpoint(ckpt), skip)
 
     def train_set(self):
         h = self.hparams
@@ -274,6 +332,12 @@ class Experiment:
         else:
             self.brain.fit(self.hparams["epoch_counter"], train_set, valid_set, train_loader_kwargs=opts,
                            valid_loader_kwargs=self.valid_loader_kwargs())
+        latest = self.brain.checkpointer.find_checkpoint()  # the model in memory: the last one saved
+        self.checkpoint_info = describe_checkpoint(latest, "latest") if latest is not None else None
+        if sb.utils.distributed.if_main_process():
+            curves = write_training_curves(self.hparams)
+            if curves is not None:
+                log.info("training curves: %s", curves)
 
     def selects_checkpoint(self):
         """Whether evaluation uses another model than the latest checkpoint (best or averaged)."""
@@ -289,8 +353,11 @@ class Experiment:
         if not found:
             raise RuntimeError(f"no checkpoint in {self.hparams['save_folder']}: train first")
         if kind == "average":
+            self.checkpoint_info = {**describe_checkpoint(found[0], kind), "averaged": [c.path.name for c in found],
+                                    "averaged_epochs": [c.meta["epoch"] for c in found]}
             return self.average_checkpoints(found, how)
         self.brain.checkpointer.load_checkpoint(found[0])
+        self.checkpoint_info = describe_checkpoint(found[0], kind)
         if kind == "best":
             log.info("evaluating the %s", how)
         return found[0]

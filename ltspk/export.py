@@ -7,6 +7,16 @@ label encoder (``label_encoder.txt``, and the same file as ``label_encoder.ckpt`
 pretrainer, which finds ``<name>.ckpt`` in the folder so the folder can be moved). ltspk's
 recipes score raw embeddings, so no ``mean_var_norm_emb`` is exported: call
 ``encode_batch(wavs, normalize=False)`` (the default).
+
+``classify_batch`` gives the speaker-ID inference the run chose on its validation split
+(``chosen_inference``: of the head's stage-1 families, plain, post-hoc logit adjustment, and TDE
+for CausalNorm, the setting with the best ``spkid_valid`` accuracy, ties to plain): the head is
+wrapped in ``DeployedHead``, whose forward applies that family and setting. Where the run holds no
+evaluation records it is plain inference, and the folder says so. Stage-2 classifiers (cRT,
+tau-norm, LWS, NCM) are not exported. The head's arguments that only training reads (``margin``,
+``la_tau``, CausalNorm's ``mu`` and ``alpha``: TDE's alpha is the chosen one) are left out of the
+exported YAML. ``README.md`` in the folder states all this; the scores ``classify_batch`` returns
+are logits, not log posteriors (SpeechBrain's docstring calls them so).
 """
 
 import io
@@ -16,13 +26,63 @@ from pathlib import Path
 import torch
 from hyperpyyaml import resolve_references
 from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.tag import Tag
+from torch import nn
 
 from ltspk.atomic import atomic_open, atomic_path, write_text
 from ltspk.brain import unwrap
 from ltspk.errors import DataError
 
 MODULES = ("compute_features", "mean_var_norm", "embedding_model", "classifier")
+TRAINING_ONLY = ("margin", "la_tau", "mu", "alpha")  # head arguments no inference reads
+
+
+class DeployedHead(nn.Module):
+    """A head whose forward (no labels) gives one inference: ``head.inference_logits(x, family, **params)``."""
+
+    def __init__(self, head, family="plain", params=None):
+        super().__init__()
+        self.head, self.family, self.params = head, str(family), dict(params or {})
+
+    def forward(self, x, labels=None):
+        return self.head.inference_logits(x, self.family, **self.params)
+
+
+def chosen_inference(run_dir, head):
+    """``{"family", "params", "valid_accuracy"}``: of ``head``'s stage-1 inference families, the one
+    setting with the best accuracy on the run's validation split (``<run>/evaluation/records.json``),
+    ties going to plain inference (a family's neutral setting); None where the run has no such records."""
+    from ltspk.records import read_stage
+
+    doc = read_stage(run_dir, "evaluate")
+    if doc is None:
+        return None
+    families = list(head.inference_families().items())
+    best = None
+    for r in doc["records"]:
+        tunable = dict(families).get(r.family)
+        if r.role != "validation" or r.task != "speaker_id" or tunable is None or r.metrics.get("overall") is None:
+            continue
+        value = r.params.get(tunable.param)
+        plain = value is None or float(value) == float(tunable.neutral)
+        rank = (r.metrics["overall"], plain, -[f for f, _ in families].index(r.family))
+        if best is None or rank > best[0]:
+            choice = {"family": "plain", "params": {}} if plain else {"family": r.family, "params": {tunable.param: value}}
+            best = (rank, {**choice, "valid_accuracy": r.metrics["overall"], "split": r.split})
+    return None if best is None else best[1]
+
+
+def inference_note(inference):
+    """What the exported ``classify_batch`` computes, in words."""
+    if inference is None:
+        return ("classify_batch gives the head's PLAIN logits: the run holds no validation records to choose "
+                "an inference from (evaluate it first to export the chosen one).")
+    setting = ", ".join(f"{k} {v:g}" for k, v in inference["params"].items())
+    what = inference["family"] + (f" ({setting})" if setting else "")
+    return (f"classify_batch gives the logits of the inference chosen on {inference['split']}: {what}, "
+            f"validation accuracy {inference['valid_accuracy']:.2f}%. Stage-2 classifiers (cRT, tau-norm, LWS, NCM) "
+            "are not exported. The scores are logits (not log posteriors).")
 
 
 def _save_state(module, path):
@@ -30,8 +90,10 @@ def _save_state(module, path):
         torch.save(unwrap(module).state_dict(), tmp)
 
 
-def export_yaml(training_yaml_text, n_classes, overrides=None):
-    """hyperparams.yaml for EncoderClassifier from a training YAML (text) and its overrides."""
+def export_yaml(training_yaml_text, n_classes, overrides=None, inference=None):
+    """hyperparams.yaml for EncoderClassifier from a training YAML (text) and its overrides; its
+    classifier applies ``inference`` (``chosen_inference``; None: plain) and holds no argument that
+    only training reads (``TRAINING_ONLY``)."""
     resolved = resolve_references(training_yaml_text, overrides or {}).getvalue()
     y = YAML()  # round-trip: keeps the !new: tags
     doc = y.load(resolved)
@@ -45,6 +107,15 @@ def export_yaml(training_yaml_text, n_classes, overrides=None):
     cls.yaml_set_ctag(Tag(suffix="!new:" + tag.split(":", 1)[1]))  # built, not a partial
     cls["in_dim"] = doc["emb_dim"]
     cls["n_classes"] = int(n_classes)
+    for key in TRAINING_ONLY:
+        cls.pop(key, None)
+    deployed = CommentedMap()
+    deployed.yaml_set_ctag(Tag(suffix="!new:ltspk.export.DeployedHead"))
+    deployed["head"] = cls
+    deployed["family"] = inference["family"] if inference else "plain"
+    deployed["params"] = CommentedMap(inference["params"] if inference else {})
+    deployed["params"].fa.set_flow_style()
+    doc["classifier"] = deployed
     out = {k: doc[k] for k in MODULES}
     buf = io.StringIO()
     y.dump(out, buf)
@@ -54,7 +125,8 @@ def export_yaml(training_yaml_text, n_classes, overrides=None):
     text += "\npretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer\n    loadables:\n"
     text += "".join(f"        {k}: !ref <{k}>\n" for k in ("embedding_model", "classifier", "label_encoder"))
     header = ("# SpeechBrain model folder exported by ltspk. Load with\n"
-              "# EncoderClassifier.from_hparams(source=<this folder>); the classifier needs ltspk installed.\n")
+              "# EncoderClassifier.from_hparams(source=<this folder>); the classifier needs ltspk installed.\n"
+              f"# {inference_note(inference)}\n")
     return header + text
 
 
@@ -63,9 +135,15 @@ def export_model_folder(exp, dest, training_yaml_text, overrides=None):
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     brain = exp.brain
-    write_text(dest / "hyperparams.yaml", export_yaml(training_yaml_text, len(exp.class_counts), overrides))
+    head = unwrap(brain.modules.classifier)
+    inference = chosen_inference(exp.hparams["output_folder"], head)
+    write_text(dest / "hyperparams.yaml", export_yaml(training_yaml_text, len(exp.class_counts), overrides, inference))
+    write_text(dest / "README.md", "# SpeechBrain model folder exported by ltspk\n\n"
+               "Load with `EncoderClassifier.from_hparams(source=<this folder>)` (the classifier needs ltspk "
+               f"installed). `encode_batch` gives the run's embeddings. {inference_note(inference)}\n")
     _save_state(brain.modules.embedding_model, dest / "embedding_model.ckpt")
-    _save_state(brain.modules.classifier, dest / "classifier.ckpt")
+    _save_state(DeployedHead(head, **({k: inference[k] for k in ("family", "params")} if inference else {})),
+                dest / "classifier.ckpt")
     le = Path(exp.hparams["save_folder"]) / "label_encoder.txt"
     for name in ("label_encoder.txt", "label_encoder.ckpt"):
         with atomic_open(dest / name, "wb") as f, open(le, "rb") as src:

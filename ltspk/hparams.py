@@ -6,9 +6,13 @@
   nearest known key;
 - a top-level key in the file that ltspk does not read and that no ``!ref <key>`` of the file
   uses (``samplr: class`` in the YAML), naming the nearest known key;
-- numbers that cannot work (epochs, batch sizes <= 0),
+- a key inside a nested option that nothing reads (``train_dataloader_options: {batch_szie: 8}``,
+  ``crt_options: {min_step: 5}``), naming the nearest option of that key (``NESTED_OPTIONS``);
+- numbers that cannot work (epochs, batch sizes <= 0, a learning rate <= 0, a final learning rate < 0),
 
-before any work starts, with ``HparamsError`` naming the file.
+before any work starts, with ``HparamsError`` naming the file. On the command line ``none`` (any case)
+means null, as ``null`` does, for every key that may be null (``nullable_keys``:
+``--imbalance_factor none``).
 
 A file may start from other files (``hparams_text``): ``base: [base/voxceleb.yaml, heads/tde.yaml]``
 merges those files top-level key by top-level key, in order, and then the file's own keys over
@@ -40,7 +44,7 @@ enrol_protocol epoch_counter eval_batch_size eval_max_seconds evaluate_after_tra
 lr_annealing lr_final lws_options margin_schedule max_lr mean_var_norm n_mels noise_folder num_workers
 number_of_epochs opt_class output_folder p_targets posthoc_la_taus prep_options prepared_folder pretrained_embedder
 rir_folder sample_rate sampler save_folder score_norm seed sentence_len speed_perturb step_size step_size_epochs
-tau_norm_powers tde_alphas tde_embedding_alphas train_dataloader_options train_log train_logger
+tau_norm_powers tde_alphas tde_embedding_alphas tensorboard train_dataloader_options train_log train_logger
 valid_dataloader_options valid_during_training wav_augment
 """.split())
 
@@ -50,6 +54,80 @@ def hparam(hparams, key, default=None):
     if isinstance(hparams, dict):
         return hparams.get(key, default)
     return getattr(hparams, key, default)
+
+
+def _callable_options(target, skip):
+    def options():
+        import inspect
+
+        fn = target()
+        return {n for n, p in inspect.signature(fn).parameters.items()
+                if n not in skip and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    return options
+
+
+def _loader_options():
+    from torch.utils.data import DataLoader
+
+    # DataLoader's arguments, and what SpeechBrain's Brain.make_dataloader / make_dataloader take besides
+    return _callable_options(lambda: DataLoader.__init__, {"self", "dataset"})() | {"ckpt_prefix", "looped_nominal_epoch"}
+
+
+def _prep_options():
+    from dataclasses import fields
+
+    from ltspk.data.prepare import PrepOptions
+
+    return {f.name for f in fields(PrepOptions)}
+
+
+def _decoupled(name, skip):
+    def target():
+        import ltspk.decoupled
+
+        return getattr(ltspk.decoupled, name)
+    return _callable_options(target, skip)
+
+
+# nested options (top-level key -> the names it may hold, found from what reads them): a key inside
+# them that nothing reads would otherwise fail deep in a run, or silently do nothing
+NESTED_OPTIONS = {
+    "train_dataloader_options": _loader_options,
+    "valid_dataloader_options": _loader_options,
+    "crt_options": _decoupled("crt", {"x", "y", "n_classes"}),
+    "lws_options": _decoupled("lws", {"frozen_logits", "y"}),
+    "prep_options": _prep_options,
+}
+# keys that may be null besides those whose value in the file is null (``--key none`` means null)
+NULLABLE_KEYS = frozenset("""
+augment ckpt_average_last ckpt_max_key ckpt_min_key eval_max_seconds imbalance_factor margin_schedule noise_folder
+pretrained_embedder rir_folder sampler score_norm shot_quantiles trial_list train_sets vox2_folder cn2_folder
+concat_min_seconds session_pattern verification_speakers trials valid_dataloader_options wav_augment
+""".split())
+
+
+def nullable_keys(text):
+    """Top-level keys that may be null: ``NULLABLE_KEYS`` and those the YAML ``text`` sets to null."""
+    from ruamel.yaml.nodes import ScalarNode
+
+    null = {key for key, _, node in _blocks(text) if key is not None and isinstance(node, ScalarNode)
+            and node.tag == "tag:yaml.org,2002:null"}
+    return NULLABLE_KEYS | null
+
+
+def none_as_null(overrides, nullable):
+    """Command-line overrides with a value ``none`` (any case) turned into null for the keys of
+    ``nullable``; YAML reads ``null`` / ``~`` as null already, ``none`` as a string."""
+    if isinstance(overrides, dict):
+        return {k: None if k in nullable and isinstance(v, str) and v.strip().lower() == "none" else v
+                for k, v in overrides.items()}
+    if not overrides:
+        return overrides
+
+    def swap(m):
+        return f"{m.group(1)}: null" if m.group(1) in nullable else m.group(0)
+
+    return re.sub(r"^([A-Za-z_][A-Za-z0-9_]*):[ \t]*none[ \t]*$", swap, overrides, flags=re.M | re.I)
 
 
 def known_keys():
@@ -188,6 +266,7 @@ def load_hparams(hparams_file, overrides=None):
     path = Path(hparams_file)
     text = hparams_text(path, overrides or "")
     _compose(text, path)  # a YAML error is an HparamsError naming the file, not a parser traceback
+    overrides = none_as_null(overrides, nullable_keys(text))
     stream = io.StringIO(text)
     stream.name = str(path)  # hyperpyyaml resolves !include: paths against it
     try:
@@ -199,7 +278,14 @@ def load_hparams(hparams_file, overrides=None):
         key, have = m.group(1), re.findall(r"'([^']+)'", m.group(2))
         raise HparamsError(f"{path}: the command line sets {key!r}, which this file does not have"
                            f"{nearest(key, have)}") from None
+    except LtspkError:
+        raise
+    except (TypeError, ValueError) as e:  # an object of the file refused a value (``--lr none``)
+        given = (f" (command line: {', '.join(overrides.strip().splitlines())})"
+                 if isinstance(overrides, str) and overrides.strip() else "")
+        raise HparamsError(f"{path}: cannot build the objects this file describes{given}: {e}") from e
     check_keys(path, hparams, text)
+    check_nested(path, hparams)
     check_numbers(path, hparams)
     return hparams
 
@@ -213,28 +299,105 @@ def check_keys(path, hparams, text):
                            "it would silently have no effect)")
 
 
+def check_nested(path, hparams):
+    """Refuse a key inside a nested option (``NESTED_OPTIONS``) that nothing reads, naming the nearest."""
+    corpus_options = hparams.get("corpus_options")
+    nested = dict(NESTED_OPTIONS)
+    if isinstance(corpus_options, dict) and corpus_options:
+        nested["corpus_options"] = lambda: _corpus_options(hparams.get("corpus"))
+    for name, options in nested.items():
+        value = hparams.get(name)
+        if not isinstance(value, dict) or not value:
+            continue
+        allowed = options()
+        for key in value:
+            if key not in allowed:
+                listed = f" (it takes {', '.join(sorted(allowed))})" if len(allowed) <= 12 else ""
+                raise HparamsError(f"{path}: {name} has no option {key!r}{nearest(str(key), allowed)}{listed}; "
+                                   "it would fail at its use, or silently have no effect")
+
+
+def _corpus_options(corpus):
+    from ltspk.data.corpora import CORPUS_KEYS
+
+    keys = set(CORPUS_KEYS.get(corpus, ()))
+    if corpus == "synthetic":
+        from ltspk.data.synthetic import make_corpus
+
+        keys |= _callable_options(lambda: make_corpus, {"out_dir"})()
+    return keys
+
+
 def check_numbers(path, hparams):
     def positive(name, value):
         if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0):
             raise HparamsError(f"{path}: {name} must be a positive number, got {value!r}")
 
+    def at_least_zero(name, value):
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0):
+            raise HparamsError(f"{path}: {name} must be a number >= 0, got {value!r}")
+
+    for key in ("number_of_epochs", "lr"):
+        if key in hparams and hparams[key] is None:
+            raise HparamsError(f"{path}: {key} must be a positive number, got null")
     positive("number_of_epochs", hparams.get("number_of_epochs"))
     positive("eval_batch_size", hparams.get("eval_batch_size"))
+    positive("lr", hparams.get("lr"))  # a negative one climbs the loss; the optimiser's error names no key
+    positive("max_lr", hparams.get("max_lr"))
+    at_least_zero("lr_final", hparams.get("lr_final"))  # 0: anneal to zero; below 0 trains uphill at the end
+    at_least_zero("base_lr", hparams.get("base_lr"))
     loader = hparams.get("train_dataloader_options") or {}
     if isinstance(loader, dict):
         positive("train_dataloader_options.batch_size", loader.get("batch_size"))
 
 
+def relocatable_text(text, output_folder):
+    """``text`` (a resolved hparams YAML) with every path inside ``output_folder`` written as
+    ``!ref <output_folder>/...``: a run folder's ``hyperparams.yaml`` names its own files relative to
+    it, so that the folder may be copied or moved (``run_folder_argument`` sets ``output_folder`` to
+    where it is). The ``output_folder`` line keeps its value; paths outside the run stay as they are."""
+    forms = sorted({str(output_folder).rstrip("/") or "/", str(Path(output_folder).resolve())}, key=len, reverse=True)
+    patterns = [re.compile(r"(?<=[\s\[{,])(['\"]?)" + re.escape(f) + r"(?=[/'\"\s,\]}]|$)") for f in forms]
+    out = []
+    for line in text.splitlines(keepends=True):
+        if not re.match(r"output_folder\s*:", line):
+            for pattern in patterns:
+                line = pattern.sub(r"!ref \1<output_folder>", line)
+        out.append(line)
+    return "".join(out)
+
+
 def run_folder_argument(argv):
     """``argv`` with a leading run folder replaced by the ``hyperparams.yaml`` training saved
-    there (overrides applied, references resolved): a trained run is re-used with no corpus paths."""
+    there (overrides applied, references resolved) and ``--output_folder`` set to that folder
+    (unless given): a trained run is re-used with no corpus paths, where it is, even copied or
+    moved (its files are named relative to it: ``relocatable_text``)."""
     argv = list(argv)
     if argv and Path(argv[0]).is_dir():
-        saved = Path(argv[0]) / "hyperparams.yaml"
+        folder = Path(argv[0])
+        saved = folder / "hyperparams.yaml"
         if not saved.is_file():
             raise HparamsError(f"{argv[0]}: a folder was given, but it holds no hyperparams.yaml (not a training run?)")
         argv[0] = str(saved)
+        if not any(a == "--output_folder" or a.startswith("--output_folder=") for a in argv[1:]):
+            _refuse_absolute_paths_elsewhere(saved, folder)
+            argv += ["--output_folder", str(folder.resolve())]
     return argv
+
+
+def _refuse_absolute_paths_elsewhere(saved, folder):
+    """A ``hyperparams.yaml`` written before run folders were relocatable names the run's files by
+    absolute paths: read from another folder than the one it names, it would write there."""
+    text = saved.read_text(encoding="utf-8")
+    m = re.search(r"^output_folder\s*:\s*(['\"]?)(.*?)\1\s*(?:#.*)?$", text, re.M)
+    if not m or not m.group(2) or Path(m.group(2)).resolve() == folder.resolve():
+        return
+    if relocatable_text(text, m.group(2)) != text:
+        raise HparamsError(f"{saved}: names its files by absolute paths inside {m.group(2)} (written by an older "
+                           f"ltspk), but the run folder is {folder}: it was copied or moved there (or is read from "
+                           "another working directory), and reading it would write to the other folder. Use its "
+                           f"hparams file instead: HPARAMS --output_folder {folder} (with its data_folder and other "
+                           "overrides), or move it back")
 
 
 MAIN_KEYS = {
@@ -286,10 +449,24 @@ def help_requested(argv, doc):
     for key, text in MAIN_KEYS.items():
         print(f"  --{key:<26} {text}")
     print("\nSpeechBrain run options (--device, --precision, --noprogressbar, --distributed_launch, ...):")
-    import speechbrain as sb
-
     try:
-        sb.parse_arguments(["--help"])
+        _speechbrain_run_options().from_command_line_args(["--help"])
     except SystemExit:
         pass
     return True
+
+
+def _speechbrain_run_options():
+    """SpeechBrain's ``RunOptions`` (what ``sb.parse_arguments`` parses with), read from its module
+    alone: importing the ``speechbrain`` package imports torch, seconds that ``--help`` need not wait."""
+    import importlib.util
+    import sys
+
+    name = "speechbrain.utils.run_opts"
+    if name in sys.modules:
+        return sys.modules[name].RunOptions
+    package = importlib.util.find_spec("speechbrain")
+    spec = importlib.util.spec_from_file_location("_ltspk_sb_run_opts", Path(package.origin).parent / "utils" / "run_opts.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.RunOptions

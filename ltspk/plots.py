@@ -1,5 +1,9 @@
 """Comparison plots: shot-group accuracy with error bars, accuracy against the imbalance factor,
-accuracy per training-count bin with intervals, DET curves. Accuracy axes start at 0."""
+accuracy per training-count bin with intervals, DET curves. Accuracy axes start at 0.
+
+Every method (inference family) has one colour and marker in every figure and run
+(``METHOD_STYLE``); configurations are told apart by line style. Titles name the corpus, the
+configurations and the number of seeds (``context``)."""
 
 from pathlib import Path
 
@@ -9,6 +13,33 @@ from ltspk.atomic import atomic_path
 from ltspk.comparison import run_intervals
 from ltspk.records import GROUPS
 from ltspk.stats import accuracy_interval
+
+# one colour and marker per method, the same in every figure (colour-blind-safe Okabe-Ito colours first)
+METHOD_STYLE = {
+    "plain": ("#000000", "o"), "cosine": ("#000000", "o"), "posthoc_la": ("#E69F00", "s"),
+    "tde": ("#56B4E9", "^"), "cRT": ("#009E73", "D"), "tau_norm": ("#CC79A7", "v"), "LWS": ("#0072B2", "P"),
+    "NCM": ("#D55E00", "X"), "asnorm": ("#F0E442", "*"), "tde_embeddings": ("#56B4E9", "^"),
+}
+LINE_STYLES = ("-", "--", ":", "-.")
+
+
+def method_style(mode):
+    """(colour, marker) of an inference family; grey circles for one not listed."""
+    return METHOD_STYLE.get(str(mode).split(" ")[0], ("#999999", "o"))
+
+
+def context(runs):
+    """What a figure shows, for its title: the corpus, the configurations and the seeds."""
+    from ltspk.comparison import corpus_of
+
+    corpora = sorted({corpus_of(r) for r in runs})
+    corpus = corpora[0] if len(corpora) == 1 else "MIXED corpora: " + ", ".join(corpora)
+    if corpus == "synthetic":
+        corpus = "SYNTHETIC corpus"
+    configs = list(dict.fromkeys(r.config for r in runs))
+    seeds = sorted({len({x.seed for x in runs if x.config == c}) for c in configs})
+    n = "/".join(map(str, seeds))
+    return f"{corpus}; {', '.join(configs)}; {n} seed{'s' if seeds != [1] else ''} each"
 
 
 def pyplot():
@@ -49,14 +80,14 @@ def _bar_value(row, group):
     return s["mean"], 0.0, 0.0
 
 
-def plot_shot_groups(rows, path):
+def plot_shot_groups(rows, path, title=""):
     """One panel per shot group; per configuration, one bar for each inference family it has
-    (no empty slots); colours by family, legend below the panels."""
+    (no empty slots); each family's fixed colour (``METHOD_STYLE``), legend below the panels."""
     plt = pyplot()
     rows = [r for r in rows if r.task == "speaker_id"]
     configs = list(dict.fromkeys(r.config for r in rows))
     modes = list(dict.fromkeys(f"{r.mode} ({'stage 2' if r.stage == 'stage2' else 'stage 1'})" for r in rows))
-    colours = {m: plt.get_cmap("tab10" if len(modes) <= 10 else "tab20")(i) for i, m in enumerate(modes)}
+    colours = {m: method_style(m)[0] for m in modes}
     fig, axes = plt.subplots(2, 2, figsize=(max(8.0, 1.0 + 0.45 * len(rows)), 7.0), sharey=True)
     seeds = sorted({len(r.per_seed) for r in rows})
     for ax, g in zip(axes.ravel(), GROUPS):
@@ -86,12 +117,13 @@ def plot_shot_groups(rows, path):
     fig.legend(handles, modes, loc="upper center", ncol=min(4, len(modes)), fontsize=8, frameon=False,
                bbox_to_anchor=(0.5, 0.045))
     spread = "mean ± sd over seeds" if seeds and max(seeds) > 1 else "95% speaker-bootstrap interval (one seed)"
-    fig.suptitle(f"Speaker ID by shot group (bars: {spread}; tunable settings chosen on validation)", fontsize=10)
+    fig.suptitle((f"{title}\n" if title else "") + f"Speaker ID by shot group (bars: {spread}; tunable settings "
+                 "chosen on validation)", fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     return save_figure(fig, path)
 
 
-def plot_imbalance(rows, runs, path, modes=("plain",)):
+def plot_imbalance(rows, runs, path, modes=("plain",), title=""):
     """Few / medium / many / overall accuracy against the imbalance factor, one line per
     experiment and inference family in ``modes`` (mean ± sd over seeds). Needs two or more factors."""
     from matplotlib.ticker import NullFormatter
@@ -108,18 +140,16 @@ def plot_imbalance(rows, runs, path, modes=("plain",)):
         lines.setdefault((exp, r.mode, r.stage), []).append(r)
     fig, axes = plt.subplots(1, 4, figsize=(14, 4), sharey=True)
     exps = list(dict.fromkeys(k[0] for k in lines))
-    mode_keys = list(dict.fromkeys(k[1:] for k in lines))
-    styles = ["-", "--", ":", "-."]
-    markers = ["o", "s", "^", "D", "v", "P"]
     for ax, g in zip(axes, GROUPS):
         for (exp, mode, stage), rs in lines.items():
-            e_i, m_i = exps.index(exp), mode_keys.index((mode, stage))
+            e_i = exps.index(exp)
             rs = sorted(rs, key=lambda r: factors[r.config])
             xs = [factors[r.config] for r in rs]
             ys = [r.stats[g]["mean"] if r.stats.get(g) else np.nan for r in rs]
             es = [r.stats[g]["sd"] or 0.0 if r.stats.get(g) else 0.0 for r in rs]
-            ax.errorbar(xs, ys, yerr=es, capsize=3, color=plt.get_cmap("tab10")(m_i % 10),
-                        linestyle=styles[e_i % len(styles)], marker=markers[e_i % len(markers)],
+            colour, marker = method_style(mode)
+            ax.errorbar(xs, ys, yerr=es, capsize=3, color=colour, linestyle=LINE_STYLES[e_i % len(LINE_STYLES)],
+                        marker=marker,
                         label=f"{exp}: {mode}" + (" (stage 2)" if stage == "stage2" else ""))
         ax.set_xscale("log")
         ticks = sorted({f for f in factors.values() if f})
@@ -131,11 +161,13 @@ def plot_imbalance(rows, runs, path, modes=("plain",)):
     axes[0].set_ylabel("top-1 accuracy % (mean ± sd over seeds)")
     axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.supxlabel("imbalance factor of the training set (most / fewest utterances per speaker)", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
 
 
-def plot_per_speaker(runs, path, modes=("plain",), bins=5):
+def plot_per_speaker(runs, path, modes=("plain",), bins=5, title=""):
     """Accuracy against the speaker's training utterances: speakers binned by count (log-spaced
     bins), one point per bin with its 95% interval (speakers resampled), seeds of a
     configuration pooled; one line per configuration and inference mode."""
@@ -166,6 +198,7 @@ def plot_per_speaker(runs, path, modes=("plain",), bins=5):
         labels = [f"{int(edges[b])}-{int(edges[b + 1]) - 1}" if edges[b + 1] - 1 > edges[b] else f"{int(edges[b])}"
                   for b in range(len(edges) - 1)]
         width = 0.6 / max(1, len(pooled))
+        configs = list(dict.fromkeys(c for c, _ in pooled))
         for i, ((config, mode), (cs, ss, ns)) in enumerate(pooled.items()):
             correct, spk, n = np.concatenate(cs), np.concatenate(ss), np.concatenate(ns)
             which = np.clip(np.searchsorted(edges, n, side="right") - 1, 0, len(edges) - 2)
@@ -179,7 +212,10 @@ def plot_per_speaker(runs, path, modes=("plain",), bins=5):
                 ys.append(v)
                 lo.append(v - low)
                 hi.append(high - v)
-            ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=f"{config}: {mode}")
+            colour, marker = method_style(mode)
+            ax.errorbar(xs, ys, yerr=[lo, hi], marker=marker, color=colour, capsize=3, label=f"{config}: {mode}",
+                        linestyle=LINE_STYLES[configs.index(config) % len(LINE_STYLES)],
+                        mfc="white" if configs.index(config) % 2 else colour)
     ax.set_xticks(range(len(labels)), labels)
     ax.set_xlabel("training utterances of the speaker (bins)")
     ax.set_ylabel("speaker-ID accuracy % (95% interval)")
@@ -187,14 +223,15 @@ def plot_per_speaker(runs, path, modes=("plain",), bins=5):
     ax.grid(axis="y", alpha=0.3)
     if pooled:
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    ax.set_title("Accuracy by training count (speakers binned; intervals resample speakers; seeds pooled)",
-                 fontsize=9)
+    ax.set_title((f"{title}\n" if title else "") + "Accuracy by training count (speakers binned; intervals "
+                 "resample speakers; seeds pooled)", fontsize=9)
     fig.tight_layout()
     return save_figure(fig, path)
 
 
-def plot_det(runs, path):
-    """DET curves (probit axes) of the cosine scores, the first seed of each configuration."""
+def plot_det(runs, path, title=""):
+    """DET curves (probit axes) of the cosine scores, the first seed of each configuration (line
+    style per configuration)."""
     from scipy.stats import norm
 
     from ltspk.metrics import det_curve
@@ -202,17 +239,18 @@ def plot_det(runs, path):
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 5.5))
     ticks = np.array([0.001, 0.01, 0.05, 0.2, 0.5])
-    shown = set()
+    shown = []
     for run in runs:
         z = run.scores()
         if z is None or run.config in shown:
             continue
-        shown.add(run.config)
+        shown.append(run.config)
         fa, miss = det_curve(z["scores"], z["labels"])
         rec = next((r for r in run.headline("verification") if r.family == "cosine"), None)
         eer_text = f" (EER {rec.metrics['eer']:.2f}%)" if rec else ""
         ax.plot(norm.ppf(np.clip(fa, 1e-4, 1 - 1e-4)), norm.ppf(np.clip(miss, 1e-4, 1 - 1e-4)),
-                label=f"{run.label}{eer_text}")
+                label=f"{run.label}{eer_text}", color=plt.get_cmap("tab10")((len(shown) - 1) % 10),
+                linestyle=LINE_STYLES[(len(shown) - 1) % len(LINE_STYLES)])
     ax.set_xticks(norm.ppf(ticks), [f"{100 * t:g}" for t in ticks])
     ax.set_yticks(norm.ppf(ticks), [f"{100 * t:g}" for t in ticks])
     ax.set_xlim(norm.ppf(5e-4), norm.ppf(0.6))
@@ -221,5 +259,71 @@ def plot_det(runs, path):
     ax.set_ylabel("miss rate %")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+    ax.set_title((f"{title}\n" if title else "") + "DET, cosine scoring (first seed of each configuration)", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def read_train_log(path):
+    """Per-epoch figures of SpeechBrain's ``train_log.txt`` (``FileTrainLogger``: ``epoch: 1, lr: 2.00e-03 -
+    train loss: 10.06 - valid loss: 9.12, valid error: 50.00``) as ``{epoch: {"lr": .., "train loss": ..}}``;
+    a later line of the same epoch (a resumed run) replaces the earlier one."""
+    epochs = {}
+    for line in Path(path).read_text().splitlines():
+        stats = {}
+        for part in line.split(" - "):
+            for item in part.split(", "):
+                key, sep, value = item.partition(": ")
+                try:
+                    stats[key.strip()] = float(value)
+                except ValueError:
+                    continue
+        if "epoch" in stats:
+            epochs[int(stats.pop("epoch"))] = stats
+    return dict(sorted(epochs.items()))
+
+
+def plot_training_curves(log_path, path, title=""):
+    """Training curves of a run from its ``train_log.txt``: training and validation loss, validation
+    error % (and accuracy by shot group when logged) and the learning rate, per epoch. Returns the path."""
+    plt = pyplot()
+    epochs = read_train_log(log_path)
+    if not epochs:
+        raise ValueError(f"{log_path}: no epoch line to plot")
+    x = list(epochs)
+
+    def series(key):
+        return [epochs[e].get(key, np.nan) for e in x]
+
+    def has(key):
+        return any(key in s for s in epochs.values())
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    ax = axes[0]
+    ax.plot(x, series("train loss"), marker="o", label="training")
+    if has("valid loss"):
+        ax.plot(x, series("valid loss"), marker="s", label="validation")
+    ax.set(xlabel="epoch", ylabel="loss (training objective, nats)", title="loss")
+    ax.legend()
+    ax = axes[1]
+    if has("valid error"):
+        ax.plot(x, series("valid error"), marker="o", color="k", label="error (all)")
+        for group, style in (("many", "--"), ("medium", "-."), ("few", ":")):
+            if has(f"valid acc_{group}"):
+                ax.plot(x, [100.0 - v for v in series(f"valid acc_{group}")], linestyle=style, label=f"error ({group}-shot)")
+        ax.set(ylim=(-3, 103))
+        ax.legend()
+    else:
+        ax.text(0.5, 0.5, "no validation during training", ha="center", va="center", transform=ax.transAxes)
+    ax.set(xlabel="epoch", ylabel="speaker-ID error on validation (%)", title="validation error")
+    ax = axes[2]
+    ax.plot(x, series("lr"), marker="o", color="tab:green")
+    ax.set(xlabel="epoch", ylabel="learning rate (of the epoch)", title="learning rate")
+    if all(v > 0 for v in series("lr") if not np.isnan(v)):
+        ax.set_yscale("log")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.suptitle(title or "training curves")
     fig.tight_layout()
     return save_figure(fig, path)

@@ -17,9 +17,10 @@ A ``Record`` is one figure set: ``task`` (``speaker_id`` | ``verification`` | ``
 - ``diagnostic``: the test figure for every other setting of a sweep, shown only as such.
 
 ``results.json`` = ``{"schema_version", "run": evaluate's info, "stages": {stage: info},
-"failures", "records": all records}``; it is a view, rebuilt whole by ``rebuild_results``
-after every stage, so re-evaluating never loses stage 2 and stage 2 always shows in
-``results.md``.
+"failures", "stale", "records": all records}``; it is a view, rebuilt whole by ``rebuild_results``
+after every stage, so re-evaluating never loses stage 2 and stage 2 shows in ``results.md``, as
+long as it was made from the model evaluated (``info.model_sha256``): stage 2 of an older model
+(trained on since) is left out and named in ``stale`` and in ``results.md``.
 """
 
 import json
@@ -97,15 +98,30 @@ def read_stage(run_dir, stage):
 
 
 def collect(run_dir):
-    """Every stage's records of a run, as one dict (the content of results.json)."""
+    """Every stage's records of a run, as one dict (the content of results.json). A later stage made
+    from another model than the evaluation's (``info.model_sha256``: stage 2 of a model trained on
+    since) is left out of ``records`` and named in ``stale``."""
     stages = {s: read_stage(run_dir, s) for s in STAGE_FOLDERS}
     stages = {s: d for s, d in stages.items() if d is not None}
     if "evaluate" not in stages:
         raise DataError(stage_path(run_dir, "evaluate"), "no evaluation records: train and evaluate this run first")
+    model = stages["evaluate"]["info"].get("model_sha256")
+    stale = {s: _stale_text(s, d, model) for s, d in stages.items()
+             if s != "evaluate" and d["info"].get("model_sha256") != model}
     return {"schema_version": SCHEMA_VERSION, "run": stages["evaluate"]["info"],
             "stages": {s: d["info"] for s, d in stages.items()},
             "failures": {f"{s}: {k}": v for s, d in stages.items() for k, v in d.get("failures", {}).items()},
-            "records": [r for d in stages.values() for r in d["records"]]}
+            "stale": stale,
+            "records": [r for s, d in stages.items() if s not in stale for r in d["records"]]}
+
+
+def _stale_text(stage, doc, model):
+    def short(sha):
+        return sha[:12] if sha else "unrecorded"
+
+    again = {"stage2": "recipes/retrain_classifier.py"}.get(stage, f"the {stage} stage")
+    return (f"made from model {short(doc['info'].get('model_sha256'))}, not the evaluated model {short(model)}: its "
+            f"{len(doc['records'])} record(s) are left out; run {again} on this run again")
 
 
 def rebuild_results(run_dir):
@@ -121,11 +137,29 @@ def _fmt(v, digits=2):
     return "-" if v is None else f"{v:.{digits}f}"
 
 
+def _checkpoint_lines(ck):
+    """What the evaluated model is, when it is not simply the last epoch of the run as planned."""
+    if not ck:
+        return []
+    out = []
+    planned, done = ck.get("epochs_planned"), ck.get("epochs_completed")
+    if ck.get("mid_epoch"):
+        out.append(f"Model: a MID-EPOCH checkpoint (epoch {ck.get('epoch')} in progress, {done} of {planned} planned "
+                   f"epochs done, optimizer step {ck.get('optimizer_step')}): training did not finish")
+    elif planned is not None and done is not None and done < planned:
+        out.append(f"Model: the checkpoint of epoch {done} of {planned} planned (optimizer step {ck.get('optimizer_step')})")
+    for ext in ck.get("extended") or []:
+        old, new = ext.get("number_of_epochs", [None, None])
+        out.append(f"number_of_epochs extended from {old} to {new} after epoch {ext.get('after_epoch')} (--extend_epochs)")
+    return out + [""] if out else []
+
+
 def results_table(res):
     run = res["run"]
     tag = " (SYNTHETIC corpus)" if run.get("synthetic") else ""
     lines = [f"## {run.get('experiment', '')} (seed {run.get('seed')}): {run.get('head_label', run.get('head'))} "
              f"on {run.get('corpus')}{tag}", ""]
+    lines += _checkpoint_lines(run.get("checkpoint"))
     recs = [r for r in res["records"] if r.role != "validation"]
     ver = [r for r in recs if r.task == "verification"]
     if ver:
@@ -156,7 +190,44 @@ def results_table(res):
         lines.append("")
     for name, text in res.get("failures", {}).items():
         lines.append(f"FAILED {name}: {text}")
+    for name, text in res.get("stale", {}).items():
+        lines.append(f"STALE {name}: {text}")
     return "\n".join(lines) + "\n"
+
+
+def headline_table(res):
+    """The headline of a run, what a recipe prints when it ends: its title, what the model is when it is not
+    the last epoch as planned, the verification EER / minDCF and the speaker-ID accuracy by shot group of
+    plain inference and of each tunable inference at the setting chosen on validation (``headline`` records
+    only; every validation and diagnostic record stays in results.md / results.json), then any failure."""
+    heads = [r for r in res["records"] if r.role == "headline" and r.task in ("verification", "speaker_id")]
+    return results_table({**res, "records": heads})
+
+
+def summary_line(res):
+    """One line in WeSpeaker's style: ``folder_aam seed 1: EER 18.45% minDCF(0.01) 0.915 | speaker ID overall
+    92.6% few 82.9% (plain)`` (the first verification headline, cosine scoring first, and plain speaker ID)."""
+    run = res["run"]
+    heads = [r for r in res["records"] if r.role == "headline"]
+    parts = []
+    ver = sorted((r for r in heads if r.task == "verification"), key=lambda r: r.family != "cosine")
+    if ver:
+        m = ver[0].metrics
+        ptarget = min((k[len("min_dcf_"):] for k in m if k.startswith("min_dcf_")), key=float, default=None)
+        dcf = f" minDCF({ptarget}) {_fmt(m.get(f'min_dcf_{ptarget}'), 3)}" if ptarget else ""
+        family = "" if ver[0].family == "cosine" else f" ({ver[0].label})"
+        parts.append(f"EER {_fmt(m.get('eer'))}%{dcf}{family}")
+    plain = [r for r in heads if r.task == "speaker_id" and r.family == "plain"]
+    if plain:
+        m = plain[0].metrics
+        groups = " ".join(f"{g} {_fmt(m.get(g), 1)}%" for g in ("overall", "few") if m.get(g) is not None)
+        parts.append(f"speaker ID {groups} (plain{'' if plain[0].stage == 'evaluate' else ', ' + plain[0].stage})")
+    return f"{run.get('experiment', '')} seed {run.get('seed')}: " + (" | ".join(parts) or "no headline result")
+
+
+def headline(res):
+    """What a recipe prints when it ends, once: ``headline_table`` and ``summary_line``."""
+    return headline_table(res) + "\n" + summary_line(res)
 
 
 def choose_on_validation(valid_scores, neutral=0.0):

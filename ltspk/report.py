@@ -32,7 +32,8 @@ def versus_text(v):
         return ""
     if v["low"] is None:
         return f"{v['mean']:+.2f} (one seed)"
-    return f"{v['mean']:+.2f} [{v['low']:+.2f}, {v['high']:+.2f}] {v['verdict']}"
+    one = " (one seed)" if v.get("n") == 1 else ""
+    return f"{v['mean']:+.2f} [{v['low']:+.2f}, {v['high']:+.2f}] {v['verdict']}{one}"
 
 
 def _stage(row):
@@ -79,11 +80,14 @@ def per_run_lines(runs, task):
     return lines
 
 
-def markdown(rows, runs, baseline, synthetic=False):
+def markdown(rows, runs, baseline, synthetic=False, notes=(), recommendation=""):
+    """The comparison: ``notes`` (plain sentences) first, then the ``recommendation`` section, the
+    tables over seeds, each run with its intervals, and the test-split diagnostics."""
     sid = [aggregated_cells(r) for r in rows if r.task == "speaker_id"]
     ver = [aggregated_cells(r) for r in rows if r.task == "verification"]
     n_seeds = sorted({len(r.per_seed) for r in rows})
-    parts = ["### Speaker ID by shot group, over seeds\n",
+    parts = [*(f"{n}\n" for n in notes)] + ([recommendation] if recommendation else []) + [
+             "### Speaker ID by shot group, over seeds\n",
              f"Top-1 accuracy %, mean ± standard deviation over seeds ({', '.join(map(str, n_seeds))} per configuration). "
              "Tunable settings were chosen on the spkid_valid split of each seed; the chosen values are listed. "
              + (f"`vs baseline`: difference from {baseline} (plain), in points, with its 95% interval "
@@ -105,7 +109,7 @@ def markdown(rows, runs, baseline, synthetic=False):
     if diag:
         parts += ["", "### Diagnostics: every swept setting on the test split (NOT used to choose anything)\n",
                   _md(("run", "stage", "inference") + SID_COLS, diag)]
-    if synthetic:
+    if synthetic and not any("SYNTHETIC" in n for n in notes):
         parts.append("\nAll figures are on the SYNTHETIC demo corpus.\n")
     return "\n".join(parts)
 

@@ -16,7 +16,7 @@ import torch
 
 from ltspk.atomic import staged_folder, write_json
 from ltspk.data.manifest import read_manifest
-from ltspk.decoupled import TAU_NORM, crt, lws, ncm, tau_normalized_logits
+from ltspk.decoupled import TAU_NORM, crt, lws, ncm, tau_norm_neutral, tau_normalized_logits
 from ltspk.embed import cached_embeddings, labels_of, model_fingerprint
 from ltspk.embeddings_io import save_arrays
 from ltspk.evaluate import SpeakerIdSplit, has_rows, require_validation
@@ -54,9 +54,14 @@ def run_stage2(exp, out=None, progress=True):
         predictions[Record(STAGE, "speaker_id", family, "spkid_test", {}, params).key] = np.asarray(pred)
         return test.accuracy(np.asarray(pred))
 
+    def on_valid(family, pred):  # what a choice between methods may look at: never the test split
+        records.append(Record(STAGE, "speaker_id", family, "spkid_valid", valid.accuracy(np.asarray(pred)),
+                              role="validation"))
+
     t = time.perf_counter()
     f = crt(x_tr, y_tr, n, **opts["crt"])
     records.append(Record(STAGE, "speaker_id", "cRT", "spkid_test", on_test("cRT", f(test.emb).argmax(1).numpy())))
+    on_valid("cRT", f(valid.emb).argmax(1).numpy())
     timings["cRT"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -66,7 +71,7 @@ def run_stage2(exp, out=None, progress=True):
         valid_metric=lambda p: valid.accuracy(tau_normalized_logits(weight, f_valid, p).argmax(1).numpy()),
         test_metrics=lambda p: on_test("tau_norm", tau_normalized_logits(weight, f_test, p).argmax(1).numpy(),
                                        **{TAU_NORM.param: p}),
-        neutral=TAU_NORM.neutral)
+        neutral=tau_norm_neutral(head))
     records += recs
     timings["tau_norm"] = time.perf_counter() - t
 
@@ -75,13 +80,16 @@ def run_stage2(exp, out=None, progress=True):
     with torch.inference_mode():
         z_tr = head.inference_logits(torch.from_numpy(x_tr).to(dev)).cpu().numpy()
         z_te = head.inference_logits(test.x).cpu().numpy()
+        z_va = head.inference_logits(valid.x).cpu().numpy()
     s = lws(z_tr, y_tr, **opts["lws"])
     records.append(Record(STAGE, "speaker_id", "LWS", "spkid_test", on_test("LWS", (z_te * s).argmax(1))))
+    on_valid("LWS", (z_va * s).argmax(1))
     timings["LWS"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    records.append(Record(STAGE, "speaker_id", "NCM", "spkid_test",
-                          on_test("NCM", ncm(x_tr, y_tr, n)(test.emb).argmax(1).numpy())))
+    centroids = ncm(x_tr, y_tr, n)
+    records.append(Record(STAGE, "speaker_id", "NCM", "spkid_test", on_test("NCM", centroids(test.emb).argmax(1).numpy())))
+    on_valid("NCM", centroids(valid.emb).argmax(1).numpy())
     timings["NCM"] = time.perf_counter() - t
 
     info = {"model_sha256": model_hash, "n_train_embeddings": len(tr_ids), "seconds": timings,

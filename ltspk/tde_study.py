@@ -4,7 +4,8 @@ CausalNorm runs (optimiser x feature), over its seeds:
 - cos(x, d) between test features and the moving-average direction, by shot group (the
   ``cos_to_direction`` diagnostic records): TDE removes ``alpha * cos * d``, so with cos near 0
   there is nothing to remove;
-- the TDE alpha chosen on validation beside the paper's rule (alpha * mean cos = 1 on validation);
+- the TDE alpha chosen on validation beside the official code's rule (alpha * mean cos = 1 on
+  validation; from the README of the authors' repository, not the paper);
 - speaker-ID accuracy of plain inference, TDE and post-hoc LA (headline records: settings chosen on
   validation), and TDE - plain on the same test items, per seed paired, over seeds the wider of a
   Student-t interval and a speaker bootstrap pooled over seeds (as ``ltspk.comparison``);
@@ -99,7 +100,7 @@ def markdown(rows, synthetic=False):
     out = [f"## TDE study{tag}", "",
            "cos(x, d) on spkid_test, mean over seeds ± sd (each seed: the mean over test items of the group):", "",
            "| config | optimiser | schedule | feature | mu | seeds | many | medium | few | overall | "
-           "alpha chosen on valid (per seed) | paper's rule 1/mean cos on valid (per seed) |",
+           "alpha chosen on valid (per seed) | official code's rule 1/mean cos on valid (per seed) |",
            "|---|---|---|---|---|---:|---:|---:|---:|---:|---|---|"]
     for r in rows:
         s = r.settings
@@ -124,9 +125,15 @@ def markdown(rows, synthetic=False):
     return "\n".join(out) + "\n"
 
 
-def plot(rows, path):
+CAPTION = ("cos(x, d): cosine between a test feature x and CausalNorm's moving-average direction d of the training "
+           "features (TDE removes alpha * cos(x, d) * d from each head's logit input). TDE equals plain inference when "
+           "the alpha chosen on validation is 0 (a bar at 0 marked 'alpha 0').")
+
+
+def plot(rows, path, title=""):
     """Left: mean cos(x, d) on test by shot group per configuration (sd over seeds); right: TDE -
-    plain accuracy (few, overall) with its interval."""
+    plain accuracy (few, overall) with its interval; a caption says what cos(x, d) is and when
+    TDE is plain inference."""
     from ltspk.plots import pyplot, save_figure
 
     plt = pyplot()
@@ -153,5 +160,14 @@ def plot(rows, path):
     b.set_ylabel("TDE - plain, accuracy points (95% interval)")
     b.set_title("TDE at the alpha chosen on validation")
     b.legend(title="shot group", fontsize=8)
-    fig.tight_layout()
+    for k, r in enumerate(rows):
+        if r.alpha_chosen and all(v == 0 for v in r.alpha_chosen):
+            b.annotate("alpha 0 on every seed:\nTDE = plain", (k, 0), xytext=(0, 12), textcoords="offset points",
+                       ha="center", fontsize=7, color="0.3")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    import textwrap
+
+    fig.text(0.01, 0.01, "\n".join(textwrap.wrap(CAPTION, 170)), fontsize=7.5, color="0.25", ha="left", va="bottom")
     return save_figure(fig, path)

@@ -5,9 +5,13 @@
 
 Each RUN_DIR is a run folder evaluated by train.py / evaluate.py (and optionally
 retrain_classifier.py). Seeds of one configuration (experiment + imbalance factor) are
-aggregated; every run keeps its own label (configuration + seed). Writes comparison.md,
-comparison.csv, shot_groups.png, per_speaker.png, det.png and, when the runs span several
-imbalance factors, imbalance.png to --out (default: compare/).
+aggregated; every run keeps its own label (configuration + seed); one configuration and seed
+given twice, or runs on different corpora (unless --allow-mixed-corpora), are refused. Ends with
+a Recommendation per goal (few-shot and overall speaker ID, verification EER): the configuration
+and inference best on validation, its test figure and its difference from the baseline with the
+interval. Writes comparison.md, comparison.csv, recommendation.json, shot_groups.png,
+per_speaker.png, det.png and, when the runs span several imbalance factors, imbalance.png to
+--out (default: compare/).
 """
 
 import argparse
@@ -24,30 +28,41 @@ def main(argv=None):
     ap.add_argument("runs", nargs="+", help="run folders (each evaluated)")
     ap.add_argument("--out", default="compare", help="output folder (default: %(default)s)")
     ap.add_argument("--baseline", help="configuration to compare against (default: the one AAM run without LA loss)")
+    ap.add_argument("--allow-mixed-corpora", action="store_true",
+                    help="compare runs on different corpora (labelled so) instead of refusing")
     ap.add_argument("--modes", nargs="+", default=["plain"], help="inference families in the per-speaker and "
                     "imbalance plots (default: %(default)s)")
     a = ap.parse_args(argv)
-    from ltspk.atomic import staged_folder, write_text
-    from ltspk.comparison import aggregate, load_run
-    from ltspk.plots import plot_det, plot_imbalance, plot_per_speaker, plot_shot_groups
+    from ltspk.atomic import staged_folder, write_json, write_text
+    from ltspk.comparison import aggregate, check_runs, comparison_notes, load_run
+    from ltspk.plots import context, plot_det, plot_imbalance, plot_per_speaker, plot_shot_groups
+    from ltspk.recommend import recommend, recommendation_text
     from ltspk.report import markdown, write_csv
 
     try:
         runs = [load_run(r) for r in a.runs]
+        check_runs(runs, a.allow_mixed_corpora)
         rows, base = aggregate(runs, a.baseline)
-        table = markdown(rows, runs, base, synthetic=any(r.info.get("synthetic") for r in runs))
+        notes = comparison_notes(runs)
+        recs = recommend(rows, base)
+        table = markdown(rows, runs, base, notes=notes, recommendation=recommendation_text(recs))
         out = Path(a.out)
         with staged_folder(out) as tmp:
             write_text(tmp / "comparison.md", table)
             write_csv(tmp / "comparison.csv", rows)
-            plot_shot_groups(rows, tmp / "shot_groups.png")
-            plot_per_speaker(runs, tmp / "per_speaker.png", modes=a.modes)
-            plot_det(runs, tmp / "det.png")
-            plot_imbalance(rows, runs, tmp / "imbalance.png", modes=a.modes)
+            write_json(tmp / "recommendation.json", {"notes": notes, "baseline": base,
+                                                     "recommendations": [r.as_dict() for r in recs]})
+            title = context(runs)
+            plot_shot_groups(rows, tmp / "shot_groups.png", title)
+            plot_per_speaker(runs, tmp / "per_speaker.png", modes=a.modes, title=title)
+            plot_det(runs, tmp / "det.png", title)
+            plot_imbalance(rows, runs, tmp / "imbalance.png", modes=a.modes, title=title)
     except LtspkError as e:
         sys.exit(f"error: {e}")
     print(table)
-    print(f"written: {out}/ comparison.md, comparison.csv and plots")
+    print("\n".join(notes))
+    print(recommendation_text(recs, markdown=False))
+    print(f"written: {out}/ comparison.md, comparison.csv, recommendation.json and plots")
 
 
 if __name__ == "__main__":

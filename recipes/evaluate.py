@@ -22,12 +22,30 @@ def main(argv):
     from ltspk.evaluate import evaluate
     from ltspk.experiment import trained_experiment
     from ltspk.hparams import run_folder_argument
-    from ltspk.records import results_table
+    from ltspk.records import headline
     from ltspk.runlock import RunLock
 
     exp, _, _ = trained_experiment(run_folder_argument(argv))
     with RunLock(exp.hparams["output_folder"]):  # no training or other evaluation writes there meanwhile
-        print(results_table(evaluate(exp)))
+        res = evaluate(exp)
+    folder = Path(exp.hparams["output_folder"])
+    print(checkpoint_text(exp.checkpoint_info))
+    print(headline(res))  # the headline only, once; every record is in results.md / results.json
+    print(f"results: {folder / 'results.json'} (every record: {folder / 'results.md'})")
+
+
+def checkpoint_text(info):
+    """Which checkpoint was evaluated, in words (``Experiment.checkpoint_info``)."""
+    if not info:
+        return "evaluated: no checkpoint information"
+    what = f"evaluated: the {info.get('kind', 'latest')} checkpoint {info.get('checkpoint')}"
+    if info.get("averaged_epochs"):
+        what += f" (mean of epochs {info['averaged_epochs']})"
+    if info.get("mid_epoch"):
+        what += f", MID-EPOCH: epoch {info.get('epoch')} in progress, step {info.get('step_in_epoch')} of it"
+    else:
+        what += f", end of epoch {info.get('epoch')}"
+    return what + f", optimizer step {info.get('optimizer_step')}"
 
 
 if __name__ == "__main__":

@@ -31,9 +31,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from ltspk.argtypes import count_or_auto, number_or_auto, number_or_none  # noqa: E402
+from ltspk.data.longtail import HOLDOUT_BY  # noqa: E402
 from ltspk.data.prepare import PrepOptions  # noqa: E402
-from ltspk.data.prepared import check_prepared, prepare_whole  # noqa: E402
-from ltspk.data.summary import load_counts, summary_text  # noqa: E402
 from ltspk.errors import LtspkError  # noqa: E402
 from ltspk.hparams import DefaultsHelpFormatter  # noqa: E402
 
@@ -45,17 +45,23 @@ def add_options(p):
                    help="output folder for the manifests, counts and plot (required)")
     g.add_argument("--min_utterances", "--min-utterances", type=int, default=1, metavar="N",
                    help="drop speakers with fewer utterances")
-    g.add_argument("--imbalance_factor", "--imbalance-factor", type=float, metavar="X",
-                   help="long-tail sub-sampling to this max/min count ratio; None: the natural counts")
-    g.add_argument("--holdout_per_speaker", "--holdout", type=int, default=2, metavar="N",
-                   help="speaker-ID test utterances per training speaker (a balanced test)")
-    g.add_argument("--valid_per_speaker", "--valid", type=int, default=1, metavar="N",
+    g.add_argument("--imbalance_factor", "--imbalance-factor", type=number_or_none, metavar="X",
+                   help="long-tail sub-sampling to this max/min count ratio (reached up to rounding, never above); "
+                        "none: the natural counts")
+    g.add_argument("--holdout_per_speaker", "--holdout", type=count_or_auto, default="auto", metavar="N|auto",
+                   help="speaker-ID test utterances per training speaker (a balanced test); auto: a tenth of a small "
+                        "speaker's recordings (the 10th percentile of the counts), at least 1")
+    g.add_argument("--valid_per_speaker", "--valid", type=count_or_auto, default="auto", metavar="N|auto",
                    help="speaker-ID validation utterances per training speaker, where every tuned setting is "
-                        "chosen (0: none, and tuning is refused)")
-    g.add_argument("--shot_many_above", "--many-above", type=float, default=100, metavar="N",
-                   help="shot group 'many': speakers with more training utterances than this")
-    g.add_argument("--shot_few_below", "--few-below", type=float, default=20, metavar="N",
-                   help="shot group 'few': speakers with fewer training utterances than this")
+                        "chosen (0: none, and tuning is refused); auto: a twentieth of a small speaker's, at least 1")
+    g.add_argument("--holdout_by", choices=HOLDOUT_BY, default="session",
+                   help="session: a speaker's test and validation recordings are whole sessions (video, chapter, "
+                        "call, word) that its training never saw, where it has two or more; utterance: random recordings")
+    g.add_argument("--shot_many_above", "--many-above", type=number_or_auto, default="auto", metavar="N|auto",
+                   help="shot group 'many': speakers with more training utterances than this; auto: the upper "
+                        "tertile of the training counts")
+    g.add_argument("--shot_few_below", "--few-below", type=number_or_auto, default="auto", metavar="N|auto",
+                   help="shot group 'few': speakers with fewer training utterances than this; auto: the lower tertile")
     g.add_argument("--shot_quantiles", "--quantiles", type=float, nargs=2, metavar=("LOW", "HIGH"),
                    help="shot groups at these quantiles of the counts instead (e.g. 0.33 0.67); "
                         "None: the fixed thresholds")
@@ -72,7 +78,7 @@ def add_options(p):
 def options(a):
     return PrepOptions(min_utterances=a.min_utterances, imbalance_factor=a.imbalance_factor,
                        holdout_per_speaker=a.holdout_per_speaker, valid_per_speaker=a.valid_per_speaker,
-                       shot_many_above=a.shot_many_above, shot_few_below=a.shot_few_below,
+                       holdout_by=a.holdout_by, shot_many_above=a.shot_many_above, shot_few_below=a.shot_few_below,
                        shot_quantiles=tuple(a.shot_quantiles) if a.shot_quantiles else None, seed=a.seed,
                        workers=a.prep_workers, verify_samples=a.verify_samples, on_bad_file=a.on_bad_file,
                        min_seconds=a.min_seconds)
@@ -108,7 +114,7 @@ def parser():
     p = corpus("cnceleb", "CN-Celeb1 (and CN-Celeb2): train on CN-Celeb1 dev (+ CN-Celeb2), CN-Celeb1's trials")
     p.add_argument("--data_folder", "--cn1", metavar="DIR", help="the CN-Celeb1 root (CN-Celeb_flac: data/, dev/, eval/)")
     p.add_argument("--cn2_folder", "--cn2", metavar="DIR", help="the CN-Celeb2 root (CN-Celeb2_flac)")
-    p.add_argument("--concat_min_seconds", type=float, metavar="S",
+    p.add_argument("--concat_min_seconds", type=number_or_none, metavar="S",
                    help="concatenate the short training clips of one speaker and genre into utterances of at "
                         "least this many seconds (WeSpeaker's CN-Celeb recipe); None: off. The cnceleb_* "
                         "hparams turn it on with 5 s, as WeSpeaker")
@@ -127,7 +133,7 @@ def parser():
     p.add_argument("--session_pattern", "--session-pattern", metavar="RE",
                    help="regex with (?P<session>...) on file names, where files are not in session folders; "
                         "DSPSpeech-20's word: '^[^-]+-(?P<session>[^-]+)-'; None: session folders or none")
-    p.add_argument("--verification_speakers", "--verification-speakers", type=float, metavar="N",
+    p.add_argument("--verification_speakers", "--verification-speakers", type=number_or_none, metavar="N",
                    help="hold out this many speakers (or this fraction, below 1) for generated verification "
                         "trials; None: no verification unless --trials")
     p.add_argument("--trials", metavar="FILE",
@@ -198,6 +204,9 @@ def main(argv=None):
             corpus, data, prepared, opts, corpus_options = from_hparams(argv)
         else:
             corpus, data, prepared, opts, corpus_options = from_subcommand(argv)
+        from ltspk.data.prepared import check_prepared, prepare_whole  # after parsing: --help needs neither (nor torch)
+        from ltspk.data.summary import load_counts, summary_text
+
         if check_prepared(prepared, corpus, data, opts, corpus_options):  # as training: reused, never replaced
             print(f"{prepared}: already prepared from this corpus with these options (delete it to prepare again)")
         else:

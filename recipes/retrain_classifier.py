@@ -21,15 +21,17 @@ from ltspk.errors import LtspkError  # noqa: E402
 def main(argv):
     from ltspk.experiment import trained_experiment
     from ltspk.hparams import run_folder_argument
-    from ltspk.records import collect, results_table
+    from ltspk.records import collect, headline
     from ltspk.retrain import run_stage2
     from ltspk.runlock import RunLock
 
     exp, _, _ = trained_experiment(run_folder_argument(argv))
     with RunLock(exp.hparams["output_folder"]):
         _, info = run_stage2(exp)
-    print(results_table(collect(exp.hparams["output_folder"])))
+    folder = Path(exp.hparams["output_folder"])
     print("seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in info["seconds"].items()))
+    print(headline(collect(folder)))  # the headline only, once; every record is in results.md / results.json
+    print(f"results: {folder / 'results.json'} (every record: {folder / 'results.md'})")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,11 @@ Each run is ``recipes/train.py`` in its own process (then ``retrain_classifier.p
 training alike. A run whose evaluation records already exist is skipped (a half-trained one
 resumes from its checkpoint), so an interrupted sweep is continued by the same command.
 Arguments after ``--`` go to every run.
+
+Each run folder records what it was made with (``sweep.json``: the hparams file, a hash of its whole
+configuration, the arguments): a run folder made with another configuration or other arguments
+(or without that record) is not reused; the sweep stops before running anything, naming the
+folder and the difference (use another --root, or delete the folder).
 """
 
 import argparse
@@ -38,6 +43,48 @@ def with_imbalance(passthrough, factor):
     if any(a == "--imbalance_factor" or a.startswith("--imbalance_factor=") for a in args):
         sys.exit("error: --imbalance_factor after -- and --imbalance-factors both set the imbalance factor: keep one")
     return args + ["--imbalance_factor", f"{factor:g}"]
+
+
+RECORD = "sweep.json"
+
+
+def run_record(hparams_file, extra):
+    """What a run is made with: the hparams file, a hash of its whole configuration (base files
+    merged in) and the arguments, but for ``--output_folder`` (the folder itself, which may move)."""
+    import hashlib
+
+    from ltspk.hparams import hparams_text
+
+    args = list(extra)
+    if "--output_folder" in args:
+        i = args.index("--output_folder")
+        del args[i:i + 2]
+    return {"hparams": str(Path(hparams_file).resolve()),
+            "hparams_sha256": hashlib.sha256(hparams_text(hparams_file).encode()).hexdigest(), "arguments": args}
+
+
+def reuse_problem(folder, record):
+    """Why run folder ``folder`` cannot be reused for a run made with ``record`` (None when it can:
+    it does not exist yet, or was made with the same configuration and arguments)."""
+    import json
+
+    path = folder / RECORD
+    if not path.is_file():
+        if folder.is_dir() and any(folder.iterdir()):
+            return (f"{folder}: the folder holds a run but no record of the arguments it was made with ({RECORD}): "
+                    "it may have been made otherwise; use another --root, or delete the folder")
+        return None
+    try:
+        saved = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        return f"{path}: not valid JSON ({e})"
+    if saved.get("arguments") != record["arguments"]:
+        return (f"{folder}: made with the arguments {saved.get('arguments')}, this sweep gives {record['arguments']}; "
+                "use another --root, or delete the folder")
+    if saved.get("hparams_sha256") != record["hparams_sha256"]:
+        return (f"{folder}: made from another configuration ({saved.get('hparams')}, as it was then) than "
+                f"{record['hparams']} now; use another --root, or delete the folder")
+    return None
 
 
 def plan(a, passthrough):
@@ -77,9 +124,16 @@ def main(argv=None):
     py = sys.executable
     folders = []
     runs = plan(a, passthrough)
+    problems = [p for hp, folder, extra in runs if (p := reuse_problem(folder, run_record(hp, extra)))]
+    if problems:
+        sys.exit("error: run folder(s) made with other settings than this sweep's:\n  " + "\n  ".join(problems))
+    from ltspk.atomic import write_json
+
     for n, (hp, folder, extra) in enumerate(runs, start=1):
         folders.append(folder)
         done = (folder / "evaluation" / "records.json").is_file()
+        if not a.dry_run and not (folder / RECORD).is_file():
+            write_json(folder / RECORD, run_record(hp, extra))  # before the run writes anything
         cmds = [] if done else [[py, str(ROOT / "recipes" / "train.py"), hp, *extra]]
         if a.stage2 and not (done and (folder / "stage2" / "records.json").is_file()):
             cmds.append([py, str(ROOT / "recipes" / "retrain_classifier.py"), hp, *extra])

@@ -21,6 +21,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     from ltspk.atomic import staged_folder, write_text
     from ltspk.comparison import load_run
+    from ltspk.plots import context
     from ltspk.tde_study import markdown, plot, study
 
     try:
@@ -29,7 +30,7 @@ def main(argv=None):
         table = markdown(rows, synthetic=any(r.info.get("synthetic") for r in runs))
         with staged_folder(Path(a.out)) as tmp:
             write_text(tmp / "tde_study.md", table)
-            plot(rows, tmp / "tde_study.png")
+            plot(rows, tmp / "tde_study.png", "TDE study: " + context(runs))
     except LtspkError as e:
         sys.exit(f"error: {e}")
     print(table)

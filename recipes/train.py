@@ -9,7 +9,11 @@ latest checkpoint in <output_folder>/save, and evaluation writes results.json / 
 for the latest checkpoint, or the best one by validation (ckpt_min_key / ckpt_max_key), or the
 average of the last N epochs' (ckpt_average_last) when the hparams choose one.
 One run at a time per output folder (<output_folder>/.ltspk.lock); a checkpoint made under
-another model/head configuration or label encoder is refused, not resumed.
+another model/head configuration or label encoder, or with other training settings (seed,
+preparation, optimiser, lr and schedule, sampler, crop, batch, epochs), is refused, not resumed.
+To train a run for more epochs, ask for it: the extension is recorded in its checkpoints.
+
+  python recipes/train.py hparams/demo_tde.yaml --output_folder DIR --number_of_epochs 20 --extend_epochs
 
 Fine-tuning a pretrained embedder with any head (ltspk/pretrained.py), with any hparams file:
 
@@ -29,55 +33,66 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ltspk.errors import LtspkError  # noqa: E402  (ltspk first: it keeps SpeechBrain's torchvision notice out)
-from ltspk.runlock import RunLock  # noqa: E402
-
-# isort: split
-import speechbrain as sb  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 
-def main(argv):
-    from ltspk.hparams import load_hparams
+EXTEND = "--extend_epochs"  # train.py's own flag: a larger number_of_epochs continues the run (recorded)
 
+
+def main(argv):
+    import speechbrain as sb  # here, not at the top: --help needs neither SpeechBrain nor torch
+
+    from ltspk.hparams import load_hparams
+    from ltspk.runlock import RunLock
+
+    argv = list(argv)
+    extend = EXTEND in argv
+    argv = [a for a in argv if a != EXTEND]
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     sb.utils.distributed.ddp_init_group(run_opts)
     hparams = load_hparams(hparams_file, overrides)  # unknown keys and impossible numbers refused here
     with RunLock(hparams["output_folder"], enabled=sb.utils.distributed.if_main_process()):
-        train(hparams, hparams_file, run_opts, overrides)
+        train(hparams, hparams_file, run_opts, overrides, extend_epochs=extend)
 
 
 def save_hyperparams(hparams_file, overrides, folder):
     """<folder>/hyperparams.yaml as SpeechBrain writes it (references resolved, overrides applied), of the
-    whole configuration (its base files merged in)."""
+    whole configuration (its base files merged in), with the paths inside the run folder as
+    ``!ref <output_folder>/...`` (``ltspk.hparams.relocatable_text``)."""
     from hyperpyyaml import resolve_references
 
     from ltspk.atomic import write_text
-    from ltspk.hparams import hparams_text
+    from ltspk.hparams import hparams_text, relocatable_text
 
     text = resolve_references(hparams_text(hparams_file, overrides or ""), overrides).getvalue()
+    text = relocatable_text(text, folder)  # the run's own files relative to it: the folder may be moved
     write_text(Path(folder) / "hyperparams.yaml", f"# Generated from:\n# {Path(hparams_file).resolve()}\n"
                                                   f"# yamllint disable\n{text}")
 
 
-def train(hparams, hparams_file, run_opts, overrides):
+def train(hparams, hparams_file, run_opts, overrides, extend_epochs=False):
+    import speechbrain as sb
+
     out = hparams["output_folder"]
     sb.create_experiment_directory(out, overrides=overrides)
 
     from ltspk.evaluate import evaluate
     from ltspk.experiment import Experiment
 
-    exp = Experiment(hparams, run_opts)  # refuses a checkpoint of another configuration ...
+    exp = Experiment(hparams, run_opts, extend_epochs)  # refuses a checkpoint of another configuration or settings ...
     if sb.utils.distributed.if_main_process():
         save_hyperparams(hparams_file, overrides, out)  # ... before its hyperparams.yaml is replaced
     exp.fit()
     if hparams.get("evaluate_after_training", True) and sb.utils.distributed.if_main_process():
-        from ltspk.records import results_table
+        from ltspk.records import headline
 
         if exp.selects_checkpoint():
             exp.recover()  # the best checkpoint (ckpt_min_key / ckpt_max_key) or the average of the last N
-        print(results_table(evaluate(exp)))
-        print(f"results: {Path(hparams['output_folder']) / 'results.json'}")
+        res = evaluate(exp)
+        folder = Path(hparams["output_folder"])
+        print(headline(res))  # the headline only, once; every record is in results.md / results.json
+        print(f"results: {folder / 'results.json'} (every record: {folder / 'results.md'})")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
 FSDD = ROOT.parent / "shared" / "data" / "fsdd" / "recordings"
+DSP = ROOT.parent / "shared" / "data" / "dspspeech20"
 
 
 def write_audio(path, seconds=0.5, sr=16000, seed=0, fmt=None):
@@ -26,6 +27,13 @@ def fsdd():
     if not FSDD.is_dir():
         pytest.skip(f"FSDD recordings not found at {FSDD} (the shared test data is absent)")
     return FSDD
+
+
+@pytest.fixture
+def dspspeech20():
+    if not DSP.is_dir():
+        pytest.skip(f"DSPSpeech-20 not found at {DSP} (the shared test data is absent)")
+    return DSP
 
 
 @pytest.fixture

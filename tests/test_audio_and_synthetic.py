@@ -77,7 +77,7 @@ def test_synthetic_corpus_is_long_tailed_and_prepares(tmp_path):
     root = make_corpus(tmp_path, n_train_speakers=6, n_test_speakers=3, max_utts=12, imbalance=4,
                        test_utts=3, min_seconds=0.4, max_seconds=0.6, n_trials=8, progress=False)
     out = tmp_path / "prep"
-    prepare_voxceleb(out, root, options=PrepOptions(holdout_per_speaker=1, progress=False))
+    prepare_voxceleb(out, root, options=PrepOptions(holdout_per_speaker=1, holdout_by="utterance", progress=False))
     counts = json.loads((out / "counts.json").read_text())
     # 12 * 4^(-i/5) = 12, 9.1, 6.9, 5.2, 3.9 -> 4 (floor 3, min 4), 3 -> 4; minus one held out
     assert counts["natural_counts"] == {"id10001": 12, "id10002": 9, "id10003": 6, "id10004": 5,

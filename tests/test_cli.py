@@ -83,15 +83,15 @@ def test_prepare_subcommand_help_lists_every_option_with_its_default(corpus, mon
     assert e.value.code == 0
     out = capsys.readouterr().out
     blocks = option_blocks(out)
-    assert len(blocks) >= 16  # 13 shared options and the corpus's own
+    assert len(blocks) >= 17  # 14 shared options and the corpus's own
     for block in blocks:
         assert re.match(r"^  --[a-z0-9_]+[ ,]", block + " "), block  # the hparams key's spelling first
         assert "(default: " in block or "(required)" in block, block
     for text in CORPUS_HELP[corpus] + [
-        "--prepared_folder DIR, --save DIR", "--holdout_per_speaker N, --holdout N",
-        "speaker-ID test utterances per training speaker (a balanced test) (default: 2)",
-        "--valid_per_speaker N, --valid N", "--imbalance_factor X, --imbalance-factor X", "(default: None)",
-        "--shot_many_above N, --many-above N", "--shot_few_below N, --few-below N",
+        "--prepared_folder DIR, --save DIR", "--holdout_per_speaker N|auto, --holdout N|auto",
+        "at least 1 (default: auto)", "--holdout_by {session,utterance}", "(default: session)",
+        "--valid_per_speaker N|auto, --valid N|auto", "--imbalance_factor X, --imbalance-factor X", "(default: None)",
+        "--shot_many_above N|auto, --many-above N|auto", "--shot_few_below N|auto, --few-below N|auto",
         "--shot_quantiles LOW HIGH, --quantiles LOW HIGH", "--prep_workers N, --workers N",
         "threads probing audio headers (default: 8)", "--verify_samples, --verify-samples",
         "--min_seconds S, --min-seconds S", "shorter files are bad (default: 0.1)", "--seed N ",
@@ -181,3 +181,22 @@ def test_no_torchvision_notice_once_ltspk_is_imported_first():
     code = "import ltspk, speechbrain.utils.train_logger"  # the notice comes from SpeechBrain's train_logger
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "torchvision" not in r.stderr
+
+
+def test_identify_enrol_options_share_the_hparams_names_and_show_defaults():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, str(ROOT / "recipes" / "identify.py"), "enrol", "--help"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    blocks = option_blocks(r.stdout)
+    for name in ("--holdout_per_speaker", "--valid_per_speaker", "--holdout_by", "--session_pattern", "--shot_many_above",
+                 "--shot_few_below", "--shot_quantiles", "--imbalance_factor", "--target_far", "--reject_by", "--batch_size"):
+        block = next((b for b in blocks if b.lstrip().startswith(name + " ") or b.lstrip().startswith(name + ",")), None)
+        assert block is not None, name
+        assert "(default: " in block or "(required)" in block, block
+    assert all("(default: " in b or "(required)" in b for b in blocks if not b.lstrip().startswith("-h"))
+    r = subprocess.run([sys.executable, str(ROOT / "recipes" / "identify.py"), "enrol", "--embedder", "x", "--data", "y",
+                        "--out", "z", "--shot_many_abve", "3"], capture_output=True, text=True)
+    assert r.returncode == 2 and "did you mean --shot_many_above?" in r.stderr

@@ -155,7 +155,7 @@ def test_concat_off_is_todays_preparation(cn, tmp_path):
 def test_prepare_whole_lists_paths_that_exist_after_the_swap(cn, tmp_path):
     cn1, cn2 = cn
     out = tmp_path / "prep"
-    opts = PrepOptions(holdout_per_speaker=1, valid_per_speaker=1, progress=False, workers=2)
+    opts = PrepOptions(holdout_per_speaker=1, valid_per_speaker=1, holdout_by="utterance", progress=False, workers=2)
     corpus_options = {"cn2_folder": str(cn2), "concat_min_seconds": MIN}
     prepare_whole("cnceleb", cn1, out, opts, corpus_options, plot=False)
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

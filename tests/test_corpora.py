@@ -23,7 +23,7 @@ def ids(rows):
 def test_voxceleb1_manifests_trials_and_split(vox1_tree, tmp_path):
     out = tmp_path / "prep"
     res = prepare_voxceleb(out, vox1_folder=vox1_tree, trial_list="O",
-                           options=PrepOptions(holdout_per_speaker=1, progress=False))
+                           options=PrepOptions(holdout_per_speaker=1, holdout_by="utterance", progress=False))
     train, test = read_manifest(out / "train.csv"), read_manifest(out / "spkid_test.csv")
     # dev speakers only; 5 + 3 + 2 utterances, one held out per speaker
     assert {u.spk_id for u in train + test} == {"id10001", "id10002", "id10003"}
@@ -140,7 +140,8 @@ def test_bad_files_reported_and_skipped(vox1_tree, tmp_path):
 def test_validation_split(vox1_tree, tmp_path):
     out = tmp_path / "prep"
     prepare_voxceleb(out, vox1_folder=vox1_tree,
-                     options=PrepOptions(holdout_per_speaker=1, valid_per_speaker=1, progress=False))
+                     options=PrepOptions(holdout_per_speaker=1, valid_per_speaker=1, holdout_by="utterance",
+                                         progress=False))
     train, test, valid = (read_manifest(out / f) for f in ("train.csv", "spkid_test.csv", "spkid_valid.csv"))
     # natural 5, 3, 2 -> test 1 each -> 4, 2, 1 -> validation 1 where one is left to train
     assert sorted(u.spk_id for u in valid) == ["id10001", "id10002"]

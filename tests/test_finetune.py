@@ -139,7 +139,7 @@ def test_resume_continues_from_the_checkpoint_not_the_folder(ft, monkeypatch):
     resumed = train(tmp, "stopped", "--pretrained_embedder", str(folder), "--embedder_lr_scale", "0.25")
     assert_same(outcome(resumed), outcome(tmp / "ref"))  # exactly the uninterrupted fine-tuning run
     with pytest.raises(Exception, match="other parameter groups than this run's"):
-        train(tmp, "stopped", epochs=3)  # resumed without fine-tuning: refused, named
+        train(tmp, "stopped")  # resumed without fine-tuning: refused, named
 
 
 def test_per_step_schedule_keeps_the_ratio_and_a_run_folder_is_a_source(ft):

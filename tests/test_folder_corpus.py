@@ -16,7 +16,6 @@ from ltspk.data.trials import generate_trials, read_trials
 from ltspk.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
-DSP = ROOT.parent / "shared" / "data" / "dspspeech20"
 OPTS = PrepOptions(holdout_per_speaker=0, progress=False, workers=2)
 
 
@@ -172,13 +171,6 @@ def test_generate_trials_by_hand_properties():
     assert all(session_of[t.enrol] != session_of[t.test] for t in few if t.label)  # cross-session where possible
     # asking for more target pairs than exist gives all of them, not an endless loop
     assert sum(t.label for t in generate_trials({"a/1": "a", "a/2": "a", "b/1": "b"}, 10)) == 1
-
-
-@pytest.fixture
-def dspspeech20():
-    if not DSP.is_dir():
-        pytest.skip(f"DSPSpeech-20 not found at {DSP} (the shared test data is absent)")
-    return DSP
 
 
 def test_real_speech_end_to_end(dspspeech20, tmp_path):

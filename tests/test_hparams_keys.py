@@ -54,8 +54,9 @@ def test_one_preparation_value_is_one_override():
     corpus, data, prepared, opts, corpus_opts = options_from_hparams(
         load_hparams(ROOT / "hparams" / "folder_aam.yaml", overrides))
     assert (corpus, data, prepared) == ("folder", "x", "results/folder_aam/1986/prepared")
-    assert (opts.holdout_per_speaker, opts.valid_per_speaker, opts.imbalance_factor, opts.seed) == (3, 5, 20, 1986)
-    assert (opts.shot_many_above, opts.shot_few_below, opts.workers, opts.progress) == (40, 10, 8, False)
+    assert (opts.holdout_per_speaker, opts.valid_per_speaker, opts.imbalance_factor, opts.seed) == (3, "auto", 20, 1986)
+    assert (opts.shot_many_above, opts.shot_few_below, opts.workers, opts.progress) == ("auto", "auto", 8, False)
+    assert opts.holdout_by == "session"
     assert corpus_opts == {"session_pattern": "^[^-]+-(?P<session>[^-]+)-", "verification_speakers": 10,
                            "trials": None, "n_trials": 50}
     # trials: null is the corpus's default: the preparation's fingerprint is that of a file without the key

@@ -295,7 +295,7 @@ def test_long_tail_is_drawn_after_the_hold_out():
     held = {u.ID for u, r in zip(rows, full) if r != "enrol"}
     assert held <= {u.ID for u in kept}  # test, validation and impostor recordings all kept
     enrolled = {x: sum(1 for u, r in zip(kept, roles) if u.spk_id == x and r == "enrol") for x in spk[:6]}
-    assert enrolled == longtail_targets(dict.fromkeys(spk[:6], 22), 10) and enrolled["s5"] == 2
+    assert enrolled == longtail_targets(dict.fromkeys(spk[:6], 22), 10) and enrolled["s5"] == 3  # ceil(2.2): IF 7.3 <= 10
     assert all(sum(1 for u, r in zip(kept, roles) if u.spk_id == x and r == "test") == 5 for x in spk[:6])
 
 

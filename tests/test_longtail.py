@@ -19,17 +19,35 @@ def rows(counts):
 
 
 def test_longtail_targets_exponential_profile():
-    # C = 5, n_max = 100, IF = 16: 100 * 16^(-i/4) = 100, 50, 25, 12.5, 6.25 -> floor
+    # C = 5, n_max = 100, IF = 16: 100 * 16^(-i/4) = 100, 50, 25, 12.5, 6.25 -> floor, but the
+    # smallest keeps the ceiling of its target (7): reached 100 / 7 = 14.3 <= 16, never above
     counts = {"a": 100, "b": 100, "c": 100, "d": 100, "e": 100}
-    assert longtail_targets(counts, 16) == {"a": 100, "b": 50, "c": 25, "d": 12, "e": 6}
-    # never more than a speaker has; ranked by natural count
-    assert longtail_targets({"a": 10, "b": 200, "c": 3}, 4) == {"b": 200, "a": 10, "c": 3}
-    assert longtail_targets({"a": 10, "b": 200, "c": 30}, 4) == {"b": 200, "c": 30, "a": 10}
+    assert longtail_targets(counts, 16) == {"a": 100, "b": 50, "c": 25, "d": 12, "e": 7}
+    # never more than a speaker has; ranked by natural count; a speaker below its target keeps all
+    # it has and the head is capped at target x smallest, so the imbalance reached stays <= 4
+    assert longtail_targets({"a": 10, "b": 200, "c": 3}, 4) == {"b": 12, "a": 10, "c": 3}
+    assert longtail_targets({"a": 10, "b": 200, "c": 30}, 4) == {"b": 40, "c": 30, "a": 10}
+    # the red-team case: 102, 52, 6 at 20 (after hold-outs 100, 50, 4): reached 25 before the cap, 20 now
+    assert longtail_targets({"a": 100, "b": 50, "c": 4}, 20) == {"a": 80, "b": 22, "c": 4}
+
+
+def test_imbalance_target_reached_up_to_rounding():
+    # n_max 29, IF 20: the smallest's target 1.45; rounded down it would reach 29, rounded up 14.5
+    counts = {f"s{i:02d}": 29 for i in range(10)}
+    t = longtail_targets(counts, 20)
+    assert min(t.values()) == 2 and max(t.values()) / min(t.values()) == 14.5
+    # the case: 85 recordings a speaker, 24 speakers, IF 20: 85/20 = 4.25 -> 5 (reached 17, not 21.25)
+    t = longtail_targets({f"s{i:02d}": 85 for i in range(24)}, 20)
+    assert min(t.values()) == 5 and max(t.values()) == 85
+    for target in (2, 5, 10, 20, 50):
+        for n_max in (7, 29, 85, 100, 333):
+            t = longtail_targets({f"s{i:02d}": n_max for i in range(17)}, target)
+            assert max(t.values()) / min(t.values()) <= target + 1e-9
 
 
 def test_longtail_subsample_counts_and_seed():
     data = rows({"a": 40, "b": 40, "c": 40})
-    sub = longtail_subsample(data, 10, seed=3)  # 40, 40*10^-0.5 = 12.6 -> 12, 4
+    sub = longtail_subsample(data, 10, seed=3)  # 40, 40*10^-0.5 = 12.6 -> 12, 4 (= 40 / 10 exactly)
     assert speaker_counts(sub) == {"a": 40, "b": 12, "c": 4}
     assert [u.ID for u in sub] == [u.ID for u in longtail_subsample(data, 10, seed=3)]
     assert [u.ID for u in sub] != [u.ID for u in longtail_subsample(data, 10, seed=4)]

@@ -91,8 +91,8 @@ def stop_after_epoch(monkeypatch, epoch):
     original = SpeakerBrain.on_stage_end
 
     def hook(self, stage, stage_loss, epoch_=None):
-        original(self, stage, stage_loss, epoch_)  # logs and saves the end-of-epoch checkpoint
-        if stage == sb.Stage.TRAIN and epoch_ == epoch:
+        original(self, stage, stage_loss, epoch_)  # logs and saves the end-of-epoch checkpoint (after validation)
+        if stage == (sb.Stage.VALID if self.validating else sb.Stage.TRAIN) and epoch_ == epoch:
             raise Stop
     monkeypatch.setattr(SpeakerBrain, "on_stage_end", hook)
 

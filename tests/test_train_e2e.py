@@ -1,7 +1,9 @@
 """A short real training run of the demo config end to end on CPU: train, resume, re-evaluate."""
 
+import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -46,8 +48,18 @@ def one(res, task, family, role="headline", **params):
 
 def test_train_resume_evaluate(tmp_path):
     out = tmp_path / "run"
-    r = run("train.py", "demo_tde.yaml", out, "--number_of_epochs", "1", "--noprogressbar")
+    tensorboard = importlib.util.find_spec("tensorboard") is not None  # its own test says why it skips otherwise
+    r = run("train.py", "demo_tde.yaml", out, "--number_of_epochs", "1", "--noprogressbar",
+            *(["--tensorboard", "true"] if tensorboard else []))
     assert "SYNTHETIC corpus" in r.stdout
+    # the headline once (verification, then speaker ID plain and the chosen settings), then one summary line
+    assert r.stdout.count("| verification |") == 1 and r.stdout.count("| stage | inference |") == 1
+    assert "diagnostic" not in r.stdout and "Diagnostics" in (out / "results.md").read_text()
+    assert re.search(r"^demo_tde seed 1986: EER [\d.]+% minDCF\(0.01\) [\d.]+ \| speaker ID overall [\d.]+% "
+                     r"few [\d.]+% \(plain\)$", r.stdout, re.M), r.stdout[-2000:]
+    assert (out / "training_curves.png").stat().st_size > 10_000
+    if tensorboard:
+        assert list((out / "tensorboard").glob("events.out.tfevents.*"))
     assert "embeddings:" not in r.stderr  # --noprogressbar silences ltspk's embedding bars too
     res = records(out)
     assert res["run"]["synthetic"] and res["run"]["head"] == "CausalNormHead" and res["run"]["seed"] == 1986
@@ -69,14 +81,19 @@ def test_train_resume_evaluate(tmp_path):
     assert state["embed_mean"].abs().sum() > 0 and bool(state["has_prior"])
     assert (out / "save" / "label_encoder.txt").read_text().count("=>") == 8 + 1
 
-    # resume: a longer run continues from epoch 1 instead of starting again
-    run("train.py", "demo_tde.yaml", out, "--number_of_epochs", "2")
+    # resume: a longer run (asked for: --extend_epochs) continues from epoch 1 instead of starting again
+    run("train.py", "demo_tde.yaml", out, "--number_of_epochs", "2", "--extend_epochs")
     log = (out / "train_log.txt").read_text().splitlines()
     assert [line.split(",")[0] for line in log] == ["epoch: 1", "epoch: 2"]
+    assert all(" - valid loss: " in line and "valid error: " in line and "valid acc_few: " in line for line in log)
+    checkpoint = records(out)["run"]["checkpoint"]  # the evaluated checkpoint, its extension recorded
+    assert checkpoint["epoch"] == 2 and not checkpoint["mid_epoch"] and checkpoint["extended"][0]["number_of_epochs"] == [1, 2]
 
     # decoupled stage 2 on cached embeddings, beside the evaluation's records
     r = run("retrain_classifier.py", "demo_tde.yaml", out, "--number_of_epochs", "2")
     res = records(out)
+    assert r.stdout.count("| stage | inference |") == 1 and "| stage2 | cRT |" in r.stdout
+    assert r.stdout.count("demo_tde seed 1986: EER") == 1
     assert one(res, "speaker_id", "cRT").metrics["n"] == 16 and one(res, "speaker_id", "NCM")
     tau_norm = one(res, "speaker_id", "tau_norm")
     assert tau_norm.chosen_on["split"] == "spkid_valid"
@@ -95,6 +112,8 @@ def test_train_resume_evaluate(tmp_path):
     a = one(res, "verification", "asnorm")
     assert a.metrics["cohort_speakers"] == 8 and a.params["top_k"] == 4 and 0 <= a.metrics["eer"] <= 100
     assert "asnorm top_k=4" in r.stdout
+    assert "evaluated: the latest checkpoint CKPT+" in r.stdout and ", end of epoch 2, optimizer step " in r.stdout
+    assert r.stdout.count("| verification |") == 1 and r.stdout.count("demo_tde seed 1986: EER") == 1
     assert one(res, "speaker_id", "cRT") and "cRT" in (out / "results.md").read_text()
     assert len((out / "train_log.txt").read_text().splitlines()) == 2
 
@@ -111,7 +130,7 @@ def test_train_resume_evaluate(tmp_path):
     assert r.returncode != 0 and "evaluation step(s) failed: verification" in r.stderr
     res = records(out)
     assert "p_target" in res["failures"]["evaluate: verification"] and one(res, "speaker_id", "plain")
-    assert not [x for x in res["records"] if x.stage == "evaluate" and x.task == "verification"]
+    assert not [x for x in res["records"] if x.stage == "evaluate" and x.task == "verification" and x.split == "trials"]
 
 
 def find_all(res, family, role):

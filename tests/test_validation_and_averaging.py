@@ -104,7 +104,7 @@ def test_validation_and_the_best_checkpoint_restored_for_evaluation(runs, monkey
         seen["weights"] = weights(exp.modules["embedding_model"])
         return {}
     monkeypatch.setattr("ltspk.evaluate.evaluate", fake_evaluate)
-    monkeypatch.setattr("ltspk.records.results_table", lambda res: "")
+    monkeypatch.setattr("ltspk.records.headline", lambda res: "")
     out = train(runs, "best", yaml_name=str(yaml), epochs=3, evaluate=True)
 
     log = (out / "train_log.txt").read_text().splitlines()

@@ -1,4 +1,9 @@
-"""Audio probing, reading (mono) and loading (resampled tensors), with clear errors naming the file."""
+"""Audio probing, reading (mono) and loading (resampled tensors), with clear errors naming the file.
+
+A file whose name is not valid UTF-8 (bytes from another encoding, e.g. latin-1 ``\\xff``) cannot
+go into a manifest (UTF-8 CSV): it is an unusable file like an unreadable one, named with its
+odd bytes shown as ``\\xNN`` (``printable``), never a codec error that names no file.
+"""
 
 import errno
 import os
@@ -27,6 +32,28 @@ class AudioInfo:
         return self.frames / self.samplerate
 
 
+NOT_UTF8 = ("file name is not valid UTF-8 (its odd bytes shown as \\xNN): rename the file, e.g. with "
+            "convmv -f latin1 -t utf8 --notest -r DIR (manifests and results are UTF-8)")
+
+
+def printable(path):
+    """``path`` as text that prints and writes to a UTF-8 file: bytes of the name that are not
+    UTF-8 (held by Python as surrogate escapes) shown as ``\\xNN``."""
+    s = os.fsdecode(path) if isinstance(path, bytes) else str(path)
+    try:
+        return s.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # surrogates that no file name decoding made
+        return s.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def check_name(path):
+    """``DataError`` naming ``path`` (printably) when its name is not valid UTF-8."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise DataError(printable(path), NOT_UTF8) from None
+
+
 def missing(path, what="audio file"):
     """Why ``path`` cannot be opened: a symbolic-link loop, a broken link, or not found."""
     try:
@@ -47,6 +74,7 @@ def _reason(e):
 def read_segment(path, window=lambda sr: (0, -1)):
     """Mono float32 samples (channels averaged) and the file's sample rate, from one open of the
     file; ``window(sample_rate) -> (start, length)`` in native-rate samples (default: all)."""
+    check_name(path)
     try:
         with sf.SoundFile(path) as f:
             sr = f.samplerate
@@ -91,6 +119,7 @@ def probe(path, verify_samples=False, min_seconds=None):
     shorter files are rejected (an embedder needs some frames).
     """
     path = str(path)
+    check_name(path)
     if not os.path.isfile(path):
         raise DataError(path, missing(path))
     if os.path.getsize(path) == 0:
@@ -119,7 +148,8 @@ def probe(path, verify_samples=False, min_seconds=None):
 
 def probe_many(paths, workers=8, verify_samples=False, progress=True, desc="probing audio", min_seconds=None):
     """Probe files in parallel. Returns ``(infos, bad)``: infos maps path -> AudioInfo,
-    bad is a list of ``(path, reason)`` for files that cannot be used, in ``paths`` order."""
+    bad is a list of ``(path, reason)`` for files that cannot be used, in ``paths`` order (paths as
+    ``printable`` gives them, so that the list prints and writes as UTF-8)."""
     from tqdm.auto import tqdm
 
     paths = [str(p) for p in paths]
@@ -138,7 +168,7 @@ def probe_many(paths, workers=8, verify_samples=False, progress=True, desc="prob
             if problem is None:
                 infos[p] = info
             else:
-                bad.append((p, problem))
+                bad.append((printable(p), problem))
     return infos, bad
 
 

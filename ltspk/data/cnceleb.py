@@ -47,6 +47,13 @@ def _on_disk(base, rel):
     return None
 
 
+def genre_session(rel):
+    """The session of ``idXXXXX/<genre>-<session>-<utt>.flac``: ``<genre>-<session>`` (None for another name)."""
+    stem = strip_suffix(rel).rsplit("/", 1)[-1]
+    parts = stem.split("-")
+    return "-".join(parts[:2]) if len(parts) >= 3 and all(parts[:2]) else None
+
+
 def _data_entries(data_dir, keep):
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
@@ -55,7 +62,7 @@ def _data_entries(data_dir, keep):
     for rel in scan_tree(data_dir, set(AUDIO_EXTS), depth=2):
         spk = rel.split("/", 1)[0]
         if keep(spk):
-            out.append(FileEntry(strip_suffix(rel), spk, str(data_dir / rel)))
+            out.append(FileEntry(strip_suffix(rel), spk, str(data_dir / rel), genre_session(rel)))
     return out
 
 

@@ -52,7 +52,7 @@ def prepare_corpus(corpus, data_folder, save_folder, options, **kwargs):
         root = Path(data_folder) / "voxceleb1"
         if not (root / "veri_test2.txt").is_file():
             root = make_corpus(data_folder, **{"seed": 0, **kwargs})  # the corpus is data: the same for every run seed
-        return prepare_voxceleb(save_folder, root, None, ["vox1_dev"], "O", options)
+        return prepare_voxceleb(save_folder, root, None, ["vox1_dev"], "O", options, corpus="synthetic")
     raise ValueError(f"unknown corpus {corpus!r}; choose one of {', '.join(CORPORA)}")
 
 

@@ -4,7 +4,8 @@
 (recording occasion, channel, word...) is the next folder level where files are nested deeper,
 otherwise the named group ``session`` of ``session_pattern`` matched against the file name
 (for DSPSpeech-20, ``<speaker>-<word>-<take>.flac``, the word: ``^[^-]+-(?P<session>[^-]+)-``),
-otherwise unknown. Sessions make hold-outs and target trials cross-session where they can be.
+otherwise unknown. Sessions make hold-outs (``holdout_by: session``) and target trials cross-session
+where they can be.
 IDs: the relative path without extension (``spk01/spk01-03-02``).
 
 Bad input is refused at preparation, before any training: no speaker folders, two files
@@ -63,13 +64,16 @@ def claim_id(by_id, uid, path):
 
 def list_speaker_folders(root, session_pattern=None):
     """(entries, session of each ID, speakers without audio) of a speaker-folder corpus."""
+    try:
+        pattern = re.compile(session_pattern) if session_pattern else None
+    except re.error as e:
+        raise DataError("session_pattern", f"{session_pattern!r} is not a regular expression ({e})") from None
     root = Path(root)
     if not root.is_dir():
         raise DataError(root, missing(root, "corpus folder"))
     speakers = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not speakers:
         raise DataError(root, "no speaker folders: expected DIR/<speaker>/<files> (one folder per speaker)")
-    pattern = re.compile(session_pattern) if session_pattern else None
     if pattern is not None and "session" not in pattern.groupindex:
         raise DataError(session_pattern, "the session pattern needs a named group (?P<session>...)")
     entries, sessions, empty, by_id = [], {}, [], {}
@@ -90,7 +94,7 @@ def list_speaker_folders(root, session_pattern=None):
                 sessions[uid] = m.group("session") if m else None
             else:
                 sessions[uid] = None
-            entries.append(FileEntry(uid, spk, path))
+            entries.append(FileEntry(uid, spk, path, sessions[uid]))
     if empty:
         log.warning("%d speaker folder(s) hold no audio (%s) and are left out: %s", len(empty),
                     "/".join(AUDIO_EXTENSIONS), ", ".join(empty[:10]))

@@ -50,7 +50,9 @@ def list_subset(root, subset):
     rels = scan_tree(d, {".flac", ".wav"}, depth=3)
     if not rels:
         raise DataError(d, "no <speaker>/<chapter>/<speaker>-<chapter>-<NNNN>.flac files")
-    return [FileEntry(strip_suffix(rel), rel.split("/", 1)[0], str(d / rel)) for rel in rels]
+    # the session of <speaker>/<chapter>/<file> is its chapter
+    return [FileEntry(strip_suffix(rel), rel.split("/", 1)[0], str(d / rel), rel.split("/")[1] if rel.count("/") >= 2 else None)
+            for rel in rels]
 
 
 def prepare_librispeech(save_folder, data_folder, train_subsets=("train-clean-100",),

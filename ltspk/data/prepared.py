@@ -3,9 +3,9 @@
 Preparation builds into a temporary folder beside the target and swaps it in whole, so a run
 killed halfway never leaves new manifests beside old counts or trials. The folder records its
 fingerprint in ``prepared.json``: the corpus, the data folder, every preparation option and
-the corpus options, plus hashes of the manifests it wrote. Training reuses a prepared folder
-only when the fingerprint matches its configuration, and otherwise stops with the keys that
-differ.
+the corpus options, plus hashes of the manifests, ``counts.json`` and ``enrol_map.json`` it
+wrote. Training reuses a prepared folder only when the fingerprint matches its configuration,
+and otherwise stops with the keys that differ.
 
 Manifests list absolute audio paths. Audio a corpus writes into its preparation (CN-Celeb's
 concatenated short clips, ``<folder>/concat/``) is first written into the temporary folder, so
@@ -28,6 +28,9 @@ from ltspk.fingerprint import differences
 log = logging.getLogger(__name__)
 FINGERPRINT = "prepared.json"
 MANIFESTS = ("train.csv", "spkid_test.csv", "spkid_valid.csv", "verification.csv", "trials.txt")
+# hashed with the manifests: what evaluation reads besides them (shot groups, enrolment map); a
+# preparation made before they were hashed is reused without their check (with a warning)
+ALSO_HASHED = ("counts.json", "enrol_map.json")
 NOT_IN_FINGERPRINT = ("progress", "workers")  # how fast, not what
 
 
@@ -46,12 +49,30 @@ def fingerprint(corpus, data_folder, options, corpus_options=None):
                    "corpus_options": corpus_options})
 
 
+def _json_content(value):
+    """A JSON value with integral floats as ints: ``6`` and ``6.0`` (an option read from YAML or from the
+    command line) are one content."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_json_content(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_content(v) for k, v in value.items()}
+    return value
+
+
 def _manifest_hashes(folder):
     out = {}
-    for name in MANIFESTS:
+    for name in MANIFESTS + ALSO_HASHED:
         p = folder / name
         if p.is_file():
-            out[name] = hashlib.sha256(p.read_bytes()).hexdigest()
+            data = p.read_bytes()
+            if name.endswith(".json"):  # its content, not its spelling
+                try:
+                    data = json.dumps(_json_content(json.loads(data)), sort_keys=True).encode()
+                except json.JSONDecodeError:
+                    pass  # hashed as it is: any edit still changes the hash
+            out[name] = hashlib.sha256(data).hexdigest()
     return out
 
 
@@ -116,10 +137,28 @@ def check_prepared(folder, corpus, data_folder, options, corpus_options=None):
     if diff:
         raise DataError(folder, "prepared with other settings than this run's: " + "; ".join(diff)
                         + ". Point prepared_folder elsewhere, or delete the folder to prepare again")
-    changed = [n for n, h in _manifest_hashes(folder).items() if hashes.get(n) != h]
+    now = _manifest_hashes(folder)
+    unchecked = [n for n in ALSO_HASHED if n in now and n not in hashes]
+    if unchecked:
+        log.warning("%s was prepared by an older ltspk: %s not checked for changes (delete the folder to prepare "
+                    "again)", folder, ", ".join(unchecked))
+    changed = [n for n, h in now.items() if n not in unchecked and hashes.get(n) != h]
+    changed += [n for n in hashes if n not in now]  # deleted since
     if changed:
         raise DataError(folder, f"{', '.join(changed)} changed since preparation: delete the folder to prepare again")
     return True
+
+
+def preparation_record(folder):
+    """The fingerprint ``folder`` was prepared with (``prepared.json``: corpus, data folder, options and
+    file hashes; not the folder's own path), or None when it has none."""
+    path = Path(folder) / FINGERPRINT
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DataError(path, f"not valid JSON ({e})") from None
 
 
 def ensure_prepared(corpus, data_folder, folder, options, corpus_options=None):

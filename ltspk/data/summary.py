@@ -40,13 +40,41 @@ def summary_text(info):
                      f"{concat['clips_concatenated']} of {concat['short_clips']} short clips -> "
                      f"{concat['utterances_made']} utterances ({concat['source_clips']} clips -> "
                      f"{concat['utterances']} before hold-outs; {concat['short_left']} still short)")
+    target = info.get("imbalance_factor_target")
+    if target:
+        lines.append(f"imbalance (max/min training utterances): target {target:g}, reached {info['imbalance_factor']:.3g}")
+    lines += holdout_lines(info.get("holdout"))
     if info.get("too_small_to_hold_out"):
         lines.append(f"too small to hold out from (kept whole in training): {len(info['too_small_to_hold_out'])} speaker(s)")
     if info.get("dropped_below_min_utterances"):
         lines.append(f"dropped below the minimum utterance count: {len(info['dropped_below_min_utterances'])} speaker(s)")
     if info.get("n_bad_files"):
         lines.append(f"bad audio files skipped: {info['n_bad_files']} (see bad_files.txt)")
+    lines += [f"WARNING: {w}" for w in info.get("warnings", [])]
     return "\n".join(lines)
+
+
+def holdout_lines(holdout):
+    """The speaker-ID hold-outs: size per speaker, and how many recordings are cross-session."""
+    if not holdout:
+        return []
+    lines = [f"speaker-ID hold-outs by {holdout['by']} (cross-session: from sessions the speaker's training never saw):"]
+    for name in ("spkid_test", "spkid_valid"):
+        h = holdout.get(name)
+        if not h or not h.get("utterances"):
+            continue
+        auto = " (auto)" if holdout.get("auto", {}).get(name) else ""
+        text = (f"  {name:<11} {h['per_speaker']} a speaker{auto}: {h['utterances']} recordings, "
+                f"{h['cross_session']} cross-session, {h['same_session']} same-session, {h['session_unknown']} session unknown")
+        fallback = h.get("speakers_fallback") or {}
+        if fallback:
+            text += "; random recordings for " + ", ".join(f"{v['speakers']} speaker(s): {why}" for why, v in fallback.items())
+        if h.get("speakers_holding_out_one"):
+            text += f"; {len(h['speakers_holding_out_one'])} small speaker(s) hold out one"
+        if h.get("recordings_unused"):
+            text += f"; {h['recordings_unused']} recordings of held-out sessions in neither split"
+        lines.append(text)
+    return lines
 
 
 def plot_counts(info, path, title=None):

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import lfilter
 
 from ltspk.atomic import atomic_path, write_text
 from ltspk.data.longtail import longtail_targets
@@ -64,6 +63,8 @@ def _resonator(x, freq, bw, sr=SAMPLE_RATE):
     freq = min(freq, 0.45 * sr)
     r = math.exp(-math.pi * bw / sr)
     c = 2 * r * math.cos(2 * math.pi * freq / sr)
+    from scipy.signal import lfilter  # here: importing scipy would slow every recipe's --help
+
     return lfilter([1 - c + r * r], [1, -c, r * r], x)
 
 
@@ -72,6 +73,8 @@ def _glottal(n, f0, voice, rng):
     contour *= 1 + voice.jitter * rng.standard_normal(n).cumsum() / max(1, math.sqrt(n))
     phase = np.cumsum(contour / SAMPLE_RATE)
     pulses = np.diff(np.floor(phase), prepend=0.0)
+    from scipy.signal import lfilter
+
     source = lfilter([1.0], [1.0, -voice.tilt], pulses)
     source = lfilter([1.0], [1.0, -voice.tilt], source)
     source -= source.mean()
@@ -118,6 +121,8 @@ def random_channel(rng):
 
 
 def apply_channel(x, ch, rng):
+    from scipy.signal import lfilter
+
     y = lfilter([1.0, ch.tilt], [1.0], x)
     y = y + 0.5 * _resonator(y, ch.resonance, 300)
     noise = lfilter([1.0], [1.0, -0.7], rng.standard_normal(len(y)))

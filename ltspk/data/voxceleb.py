@@ -68,12 +68,18 @@ def find_trial_list(vox1, name):
     raise DataError(Path(vox1) / name, "trial list not found (looked in the VoxCeleb1 root and meta/)")
 
 
+def video_of(rel):
+    """The session of ``idXXXXX/<video>/NNNNN.wav``: its video (None where the path has no video folder)."""
+    parts = rel.split("/")
+    return parts[1] if len(parts) >= 3 else None
+
+
 def _entries(root, rels, prefix_ok=None):
     out = []
     for rel in rels:
         spk = rel.split("/", 1)[0]
         if prefix_ok is None or prefix_ok(spk):
-            out.append(FileEntry(strip_suffix(rel), spk, str(Path(root) / rel)))
+            out.append(FileEntry(strip_suffix(rel), spk, str(Path(root) / rel), video_of(rel)))
     return out
 
 
@@ -121,12 +127,13 @@ def list_vox2_dev(vox2):
             probe(m4a[0])
         except DataError:
             raise DataError(m4a[0], f"{len(m4a)} VoxCeleb2 file(s) are .m4a and cannot be decoded here: {M4A_HINT}") from None
-    return [FileEntry(k, k.split("/", 1)[0], str(root / rel)) for k, (root, rel) in sorted(chosen.items())]
+    return [FileEntry(k, k.split("/", 1)[0], str(root / rel), video_of(rel)) for k, (root, rel) in sorted(chosen.items())]
 
 
 def prepare_voxceleb(save_folder, vox1_folder=None, vox2_folder=None, train_sets=None,
-                     trial_list="O", options=None):
-    """Prepare VoxCeleb manifests.
+                     trial_list="O", options=None, corpus="voxceleb"):
+    """Prepare VoxCeleb manifests (``corpus``: the name recorded, e.g. "synthetic" for the demo corpus
+    written in VoxCeleb1's layout).
 
     train_sets: any of "vox1_dev", "vox2_dev" (default: every corpus given).
     trial_list: "O", "H", "E", a file name in the VoxCeleb1 root/meta, a path, or None.
@@ -164,5 +171,5 @@ def prepare_voxceleb(save_folder, vox1_folder=None, vox2_folder=None, train_sets
             raise DataError(source, f"{len(missing)} trial utterance(s) not found under the VoxCeleb1 "
                                     f"audio, e.g. {', '.join(missing[:3])}")
         verification = [vox1_all[i] for i in ids]
-    return finish_preparation("voxceleb", save_folder, train, verification, trials, options,
+    return finish_preparation(corpus, save_folder, train, verification, trials, options,
                               trials_source=source, meta={"train_sets": list(train_sets)})

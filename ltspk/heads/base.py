@@ -7,7 +7,10 @@
   (CausalNorm: ``"tde"``). ``inference_families()`` lists each tunable family with its
   parameter and default grid, and ``embedding_variants()`` the embedding transforms a head
   offers for verification; evaluation and stage 2 ask the head, never its class.
-- ``classifier_weight()``: the class weights, applied to ``classifier_input(x)`` (for tau-normalisation).
+- ``classifier_weight()``: the class weights, applied to ``classifier_input(x)`` (for tau-normalisation);
+  ``tau_norm_neutral``: the tau-norm power whose logits rank classes as the head's plain inference
+  does (0 where the weights are used as they are; 1 for heads that normalise them), where
+  validation ties of the power go (``ltspk.decoupled.tau_norm_neutral``).
 - Everything inference needs (class log-priors, CausalNorm's direction) is a registered
   buffer, so it is in ``state_dict`` and therefore in every checkpoint.
 """
@@ -52,6 +55,9 @@ class Head(nn.Module):
     ``la_tau`` > 0 turns the training loss into the logit-adjusted loss: the loss sees
     f_y(x) + la_tau * log(pi_y); predictions use plain f(x).
     """
+
+    # the tau-norm power equal to plain inference: <x/||x||, w_i> ranks classes as W x does (no bias)
+    tau_norm_neutral = 0.0
 
     def __init__(self, in_dim, n_classes, la_tau=0.0):
         super().__init__()

@@ -29,6 +29,10 @@ TDE_EMBEDDINGS = Tunable("tde_alpha", "tde_embedding_alphas", (0.5, 1.0))
 
 
 class CausalNormHead(Head):
+    # plain inference normalises the class weights (per head, with gamma): tau-norm's power 1 is the
+    # nearest to it (equal for one head and gamma 0; close otherwise), power 0 the most changed
+    tau_norm_neutral = 1.0
+
     def __init__(self, in_dim, n_classes, num_heads=2, scale=16.0, gamma=1 / 32, mu=0.9, alpha=3.0, la_tau=0.0,
                  feature="embedding", feature_dim=None):
         super().__init__(in_dim, n_classes, la_tau)
@@ -143,5 +147,7 @@ def lr_tied_mu(lr):
 
 
 def alpha_rule(mean_cos):
-    """The paper's alpha without validation: alpha * mean cos = 1 (None when mean cos <= 0)."""
+    """alpha without validation: alpha * mean cos = 1 (None when mean cos <= 0). A rule of thumb
+    from the README of the authors' repository (KaihuaTang/Long-Tailed-Recognition.pytorch), not
+    from the NeurIPS 2020 paper, which sets alpha on a validation set."""
     return 1.0 / mean_cos if mean_cos > 0 else None

@@ -4,6 +4,9 @@ from ltspk.heads.base import Head, init_weight, normalize_rows
 
 
 class CosineHead(Head):
+    # plain inference is s * cos(x, w_i): tau-norm with power 1, <x/||x||, w_i/||w_i||>, up to the scale s
+    tau_norm_neutral = 1.0
+
     def __init__(self, in_dim, n_classes, scale=30.0, la_tau=0.0):
         super().__init__(in_dim, n_classes, la_tau)
         self.scale = float(scale)
