@@ -39,7 +39,10 @@ def context(runs):
     configs = list(dict.fromkeys(r.config for r in runs))
     seeds = sorted({len({x.seed for x in runs if x.config == c}) for c in configs})
     n = "/".join(map(str, seeds))
-    return f"{corpus}; {', '.join(configs)}; {n} seed{'s' if seeds != [1] else ''} each"
+    holdouts = {r.info.get("holdout_by") or "utterance" for r in runs}
+    test = {"session": "; cross-session test", "utterance": "; random test recordings"}.get(holdouts.pop(), "") \
+        if len(holdouts) == 1 else "; MIXED hold-outs"
+    return f"{corpus}; {', '.join(configs)}; {n} seed{'s' if seeds != [1] else ''} each{test}"
 
 
 def pyplot():

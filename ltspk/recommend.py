@@ -87,9 +87,11 @@ def recommend(rows, baseline):
         scored = [(r, v) for r, v in scored if v is not None]
         rec.candidates = len(scored)
         if not scored:
-            rec.verdict = ("no configuration has a validation figure for this goal (runs evaluated before validation "
-                           "figures were recorded, or no validation speakers in this group): nothing can be chosen "
-                           "without the test split")
+            why = ("a validation EER needs two or more validation recordings of a speaker (valid_per_speaker >= 2), "
+                   "or runs evaluated by this ltspk" if metric == "eer" else
+                   "runs evaluated before validation figures were recorded, or no validation speakers in this group")
+            rec.verdict = f"no configuration has a validation figure for this goal ({why}): nothing can be chosen " \
+                          "without the test split"
             out.append(rec)
             continue
         # ties: the baseline first (the least change), then the order of the comparison

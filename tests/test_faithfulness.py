@@ -176,7 +176,7 @@ def test_the_synthetic_corpus_is_called_synthetic(tmp_path, monkeypatch):
     titles = []
     monkeypatch.setattr(Axes, "set_title", lambda self, t, *a, **k: titles.append(t))
     plot_counts(info, tmp_path / "counts.png")
-    assert titles[0].startswith("synthetic: 5 speakers")
+    assert titles[0].startswith("synthetic: 5 training speakers")
     # otherwise the very preparation VoxCeleb's would make of the same files
     prepare_voxceleb(tmp_path / "vox", make_corpus(tmp_path / "data", **small), None, ["vox1_dev"], "O", opts)
     vox = json.loads((tmp_path / "vox" / "counts.json").read_text())

@@ -50,3 +50,15 @@ def test_study_refuses_runs_without_diagnostics():
     r.records = [x for x in r.records if x.task != "diagnostic"]
     with pytest.raises(DataError, match="cos_to_direction"):
         study([r])
+
+
+def test_plot_defines_cos_and_marks_alpha_zero(monkeypatch, tmp_path):
+    from ltspk import plots, tde_study
+
+    figs = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: figs.append(fig))
+    rows = study([_run(1, 0.2, 0.25, 60.0, 60.0, 0.0), _run(2, 0.4, 0.5, 64.0, 64.0, 0.0)])
+    tde_study.plot(rows, tmp_path / "x.png", "TDE study: somewhere")
+    texts = [t.get_text() for t in figs[0].texts] + [t.get_text() for ax in figs[0].axes for t in ax.texts]
+    assert any("cos(x, d): cosine between a test feature" in t for t in texts)
+    assert any("TDE = plain" in t for t in texts) and figs[0]._suptitle.get_text() == "TDE study: somewhere"

@@ -251,9 +251,9 @@ class ShotThresholds:
 
     def as_dict(self):
         return {
-            "many": f"n > {self.many_above:g}",
-            "medium": f"{self.few_below:g} <= n <= {self.many_above:g}",
-            "few": f"n < {self.few_below:g}",
+            "many": f"n > {self.many_above:.4g}",
+            "medium": f"{self.few_below:.4g} <= n <= {self.many_above:.4g}",
+            "few": f"n < {self.few_below:.4g}",
             "many_above": self.many_above,
             "few_below": self.few_below,
         }

@@ -89,6 +89,11 @@ def plot_counts(info, path, title=None):
     fig, ax = plt.subplots(figsize=(8, 4))
     ax.bar(np.arange(len(values)), values, width=1.0, color=colours, linewidth=0)
     ax.set_yscale("log")
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # 1, 2, 5, 10, 20, 50, ... as plain numbers
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("speaker rank")
     ax.set_ylabel("training utterances (log)")
     th = info["shot_thresholds"]
@@ -98,9 +103,15 @@ def plot_counts(info, path, title=None):
     from matplotlib.patches import Patch
 
     sizes = info.get("shot_group_sizes", {})
+    from ltspk.data.longtail import ShotThresholds
+
+    th = {**th, **ShotThresholds(th["many_above"], th["few_below"]).as_dict()}  # rounded as today's preparation writes
     ax.legend(handles=[Patch(color=c, label=f"{g} ({sizes.get(g, '?')} spk, {th[g]})") for g, c in GROUP_COLOURS.items()],
               fontsize=8)
-    ax.set_title(title or f"{info.get('corpus', '')}: {len(values)} speakers, imbalance {values.max() / values.min():.0f}")
+    target = info.get("imbalance_factor_target")
+    reached = values.max() / values.min()
+    ax.set_title(title or f"{info.get('corpus', '')}: {len(values)} training speakers, imbalance "
+                 + (f"target {target:g}, reached {reached:.3g}" if target else f"{reached:.3g}"))
     fig.tight_layout()
     path = Path(path)
     with atomic_path(path) as tmp:
