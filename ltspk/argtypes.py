@@ -26,27 +26,28 @@ number_or_none = typed(float, "a number or 'none'", NULL)
 
 
 def option_strings(parser):
-    """Every option string of ``parser`` and of its sub-commands."""
-    found = set()
+    """Every option string of ``parser`` and of its sub-commands -> the option's first (canonical) string."""
+    found = {}
     for action in parser._actions:  # argparse keeps no public list of them
-        found.update(action.option_strings)
-        for sub in (getattr(action, "choices", None) or {}).values() if isinstance(action, argparse._SubParsersAction) else ():
-            found |= option_strings(sub)
+        found.update(dict.fromkeys(action.option_strings, action.option_strings[0] if action.option_strings else ""))
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found.update(option_strings(sub))
     return found
 
 
 def parse_args(parser, argv):
-    """``parser.parse_args(argv)``, but an unknown option is an error that names the nearest one
-    (``--many_above`` -> ``--shot_many_above``) instead of a bare "unrecognized arguments"."""
+    """``parser.parse_args(argv)``, but an unknown option is an error that names the nearest one by
+    its canonical name (``--many_above`` -> ``--shot_many_above``) instead of a bare
+    "unrecognized arguments"."""
     import difflib
 
     args, unknown = parser.parse_known_args(argv)
-    options = [u for u in unknown if u.startswith("--")]
     if unknown:
-        known = sorted(option_strings(parser))
+        known = option_strings(parser)
         hints = []
-        for u in options or unknown:
-            near = difflib.get_close_matches(u.split("=", 1)[0], known, n=1, cutoff=0.6)
-            hints.append(f"{u}" + (f" (did you mean {near[0]}?)" if near else ""))
+        for u in [u for u in unknown if u.startswith("--")] or unknown:
+            near = difflib.get_close_matches(u.split("=", 1)[0], sorted(known), n=1, cutoff=0.6)
+            hints.append(u + (f" (did you mean {known[near[0]]}?)" if near else ""))
         parser.error("unrecognized arguments: " + " ".join(hints))
     return args

@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ltspk.argtypes import count_or_auto, number_or_auto, number_or_none  # noqa: E402
+from ltspk.argtypes import count_or_auto, number_or_auto, number_or_none, parse_args  # noqa: E402
 from ltspk.data.longtail import HOLDOUT_BY  # noqa: E402
 from ltspk.data.prepare import PrepOptions  # noqa: E402
 from ltspk.errors import LtspkError  # noqa: E402
@@ -159,7 +159,7 @@ def parser():
 
 def from_subcommand(argv):
     """(corpus, data_folder, prepared_folder, PrepOptions, corpus options) from a corpus sub-command."""
-    a = parser().parse_args(argv)
+    a = parse_args(parser(), argv)
     data = a.data_folder
     if a.corpus == "voxceleb":
         kwargs = {"vox2_folder": a.vox2_folder, "train_sets": a.train_sets,

@@ -200,3 +200,12 @@ def test_identify_enrol_options_share_the_hparams_names_and_show_defaults():
     r = subprocess.run([sys.executable, str(ROOT / "recipes" / "identify.py"), "enrol", "--embedder", "x", "--data", "y",
                         "--out", "z", "--shot_many_abve", "3"], capture_output=True, text=True)
     assert r.returncode == 2 and "did you mean --shot_many_above?" in r.stderr
+
+
+def test_prepare_typo_names_the_option_by_its_hparams_key():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, str(ROOT / "recipes" / "prepare.py"), "folder", "--data_folder", "x",
+                        "--prepared_folder", "y", "--many_abov", "3"], capture_output=True, text=True)
+    assert r.returncode == 2 and "did you mean --shot_many_above?" in r.stderr
