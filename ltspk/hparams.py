@@ -367,6 +367,25 @@ def relocatable_text(text, output_folder):
     return "".join(out)
 
 
+EXTERNAL_PATH_KEYS = ("data_folder", "vox2_folder", "cn2_folder", "trials", "noise_folder", "rir_folder",
+                      "pretrained_embedder")
+
+
+def absolute_external_paths(text, keys=EXTERNAL_PATH_KEYS, base=None):
+    """``text`` (a resolved hparams YAML) with each top-level ``key: relative/path`` of ``keys`` made
+    absolute against ``base`` (the working directory): a run folder evaluated from elsewhere still
+    finds its corpus. Nulls, absolute paths and values with YAML tags are left as they are."""
+    base = Path(base or Path.cwd())
+    out = []
+    for line in text.splitlines(keepends=True):
+        m = re.match(r"^(\w+)(\s*:\s*)(['\"]?)([^'\"#\s!][^'\"#]*?)\3(\s*(?:#.*)?)$", line.rstrip("\n"))
+        if m and m.group(1) in keys and m.group(4) not in ("null", "None", "~") and not Path(m.group(4)).is_absolute():
+            value = str((base / m.group(4)).resolve())
+            line = f"{m.group(1)}{m.group(2)}{m.group(3)}{value}{m.group(3)}{m.group(5)}" + ("\n" if line.endswith("\n") else "")
+        out.append(line)
+    return "".join(out)
+
+
 def run_folder_argument(argv):
     """``argv`` with a leading run folder replaced by the ``hyperparams.yaml`` training saved
     there (overrides applied, references resolved) and ``--output_folder`` set to that folder

@@ -63,10 +63,11 @@ def save_hyperparams(hparams_file, overrides, folder):
     from hyperpyyaml import resolve_references
 
     from ltspk.atomic import write_text
-    from ltspk.hparams import hparams_text, relocatable_text
+    from ltspk.hparams import absolute_external_paths, hparams_text, relocatable_text
 
     text = resolve_references(hparams_text(hparams_file, overrides or ""), overrides).getvalue()
     text = relocatable_text(text, folder)  # the run's own files relative to it: the folder may be moved
+    text = absolute_external_paths(text)  # the corpus where it is: the run may be evaluated from anywhere
     write_text(Path(folder) / "hyperparams.yaml", f"# Generated from:\n# {Path(hparams_file).resolve()}\n"
                                                   f"# yamllint disable\n{text}")
 

@@ -81,3 +81,17 @@ def test_an_older_run_folder_with_absolute_paths_is_refused_when_moved(trained):
     saved.write_text(text)
     with pytest.raises(HparamsError, match="names its files by absolute paths"):
         run_folder_argument([str(old)])
+
+
+def test_corpus_paths_are_saved_absolute(tmp_path):
+    """A run trained with a relative --data_folder names its corpus absolutely in hyperparams.yaml, so
+    evaluating the run folder from another working directory finds the same corpus."""
+    from ltspk.hparams import absolute_external_paths
+
+    text = ("data_folder: ../corpus\ntrials: null\nvox2_folder: /abs/vox2\nnoise_folder: 'my noise'  # MUSAN\n"
+            "prepared_folder: !ref <output_folder>/prepared\nsample_rate: 16000\n")
+    out = absolute_external_paths(text, base=tmp_path / "work")
+    noise = (tmp_path / "work" / "my noise").resolve()
+    assert out.splitlines() == [f"data_folder: {(tmp_path / 'corpus').resolve()}", "trials: null",
+                                "vox2_folder: /abs/vox2", f"noise_folder: '{noise}'  # MUSAN",
+                                "prepared_folder: !ref <output_folder>/prepared", "sample_rate: 16000"]
