@@ -180,7 +180,11 @@ def describe_checkpoint(ckpt, kind=None):
     epoch = ckpt.meta.get("epoch")
     if "counter" in files:
         epoch = int(str(files["counter"].read_text()).strip())
-    brain = yaml.safe_load(files["brain"].read_text()) if "brain" in files else {}
+    try:
+        brain = yaml.safe_load(files["brain"].read_text()) if "brain" in files else {}
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise CheckpointError(files["brain"], f"not a readable checkpoint file ({type(e).__name__}): delete the "
+                                              f"checkpoint folder {ckpt.path.name} to use the one before it") from None
     from ltspk.fingerprint import read_settings
 
     record = read_settings(files["settings"]) if "settings" in files else {}

@@ -198,6 +198,10 @@ def training_settings(hparams, crop_seconds):
         "drop_last": bool(loader.get("drop_last", False)),
         "shuffle": bool(loader.get("shuffle", False)),
         "head": object_settings(hparams.get("classifier")),
+        # shape training where set (None otherwise, as in records made before they were listed)
+        "margin_schedule": object_settings(hparams.get("margin_schedule")),
+        "augment": object_settings(hparams.get("augment")),
+        "embedder_lr_scale": hparams.get("embedder_lr_scale") if hparams.get("pretrained_embedder") else None,
     })
 
 

@@ -280,10 +280,16 @@ def load_hparams(hparams_file, overrides=None):
                            f"{nearest(key, have)}") from None
     except LtspkError:
         raise
-    except (TypeError, ValueError) as e:  # an object of the file refused a value (``--lr none``)
-        given = (f" (command line: {', '.join(overrides.strip().splitlines())})"
-                 if isinstance(overrides, str) and overrides.strip() else "")
-        raise HparamsError(f"{path}: cannot build the objects this file describes{given}: {e}") from e
+    except Exception as e:
+        if type(e).__name__ != "DuplicateKeyError":  # ruamel's, for a key given twice (``--seed 1 --seed 2``)
+            if isinstance(e, (TypeError, ValueError)):
+                given = (f" (command line: {', '.join(overrides.strip().splitlines())})"
+                         if isinstance(overrides, str) and overrides.strip() else "")
+                raise HparamsError(f"{path}: cannot build the objects this file describes{given}: {e}") from e
+            raise
+        m = re.search(r'found duplicate key "([^"]+)"', str(e))
+        raise HparamsError(f"{path}: {m.group(1) if m else 'a key'} is given twice (in the file or on the command "
+                           "line): give each key once") from None
     check_keys(path, hparams, text)
     check_nested(path, hparams)
     check_numbers(path, hparams)
@@ -328,6 +334,9 @@ def _corpus_options(corpus):
     return keys
 
 
+SAMPLERS = ("instance", "class", "sqrt", "progressive")  # ltspk.data.samplers.make_sampler's names
+
+
 def check_numbers(path, hparams):
     def positive(name, value):
         if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0):
@@ -349,6 +358,12 @@ def check_numbers(path, hparams):
     loader = hparams.get("train_dataloader_options") or {}
     if isinstance(loader, dict):
         positive("train_dataloader_options.batch_size", loader.get("batch_size"))
+    positive("crop_seconds", hparams.get("crop_seconds"))
+    positive("sentence_len", hparams.get("sentence_len"))
+    sampler = hparams.get("sampler")
+    if sampler is not None and sampler not in SAMPLERS:
+        raise HparamsError(f"{path}: sampler {sampler!r} is not one of null, {', '.join(SAMPLERS)}"
+                           f"{nearest(str(sampler), SAMPLERS)}")
 
 
 def relocatable_text(text, output_folder):

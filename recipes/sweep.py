@@ -108,6 +108,9 @@ def main(argv=None):
     if "--" in argv:
         i = argv.index("--")
         argv, passthrough = argv[:i], argv[i + 1:]
+    for key, instead in (("--seed", "--seeds"), ("--output_folder", "--root")):
+        if any(a == key or a.startswith(key + "=") for a in passthrough):
+            sys.exit(f"error: {key} after -- is set by the sweep for every run: use {instead} instead")
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("hparams", nargs="+", help="hparams files, one configuration each")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="seeds (default: %(default)s)")

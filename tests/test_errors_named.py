@@ -219,3 +219,46 @@ def test_counts_json_of_a_bad_name_preparation_is_valid_utf8(tmp_path):
         from ltspk.data.audio import probe
 
         probe(os.fsdecode(os.path.join(os.fsencode(data / "b"), BAD)))
+
+
+def test_red_team_round_two_inputs_are_named(tmp_path):
+    """A key given twice, a crop of 0 s, an unknown sampler, --seed after -- in a sweep, a corrupt brain.ckpt."""
+    import subprocess
+    import sys
+
+    from ltspk.hparams import HparamsError, load_hparams
+
+    root = Path(__file__).resolve().parents[1]
+    hp = root / "hparams" / "demo_aam.yaml"
+    with pytest.raises(HparamsError, match="number_of_epochs is given twice"):
+        load_hparams(hp, "number_of_epochs: 2\nnumber_of_epochs: 3")
+    with pytest.raises(HparamsError, match="crop_seconds must be a positive number"):
+        load_hparams(hp, "crop_seconds: 0")
+    with pytest.raises(HparamsError, match="sampler 'clas' is not one of.*did you mean 'class'"):
+        load_hparams(hp, "sampler: clas")
+    r = subprocess.run([sys.executable, str(root / "recipes" / "sweep.py"), str(hp), "--root", str(tmp_path), "--",
+                        "--seed", "5"], capture_output=True, text=True)
+    assert r.returncode != 0 and "--seed after -- is set by the sweep" in r.stderr
+
+    from types import SimpleNamespace
+
+    from ltspk.checkpoints import describe_checkpoint
+    from ltspk.errors import CheckpointError
+
+    ckpt = tmp_path / "CKPT+x"
+    ckpt.mkdir()
+    (ckpt / "brain.ckpt").write_text("{{{")
+    fake = SimpleNamespace(paramfiles={"brain": ckpt / "brain.ckpt"}, meta={"epoch": 1}, path=ckpt)
+    with pytest.raises(CheckpointError, match="brain.ckpt.*not a readable checkpoint file"):
+        describe_checkpoint(fake)
+
+
+def test_settings_that_shape_training_include_margin_schedule_and_embedder_scale():
+    from ltspk.fingerprint import training_settings
+
+    base = {"seed": 1, "number_of_epochs": 2, "train_dataloader_options": {"batch_size": 4}}
+    plain = training_settings(base, 2.0)
+    assert plain["margin_schedule"] is None and plain["augment"] is None and plain["embedder_lr_scale"] is None
+    tuned = training_settings({**base, "pretrained_embedder": "x", "embedder_lr_scale": 0.1}, 2.0)
+    assert tuned["embedder_lr_scale"] == 0.1
+    assert training_settings({**base, "pretrained_embedder": "x", "embedder_lr_scale": 1.0}, 2.0) != tuned
