@@ -114,9 +114,10 @@ def require_batches(n_items, loader_opts, source, world_size=1):
                                 "and drop_last is set: an epoch would have no batch; lower batch_size")
 
 
-def tensorboard_logger(hparams):
+def tensorboard_logger(hparams, create=True):
     """SpeechBrain's ``TensorboardLogger`` when ``tensorboard`` is ``True`` (into ``<output_folder>/tensorboard``)
-    or a folder, else None; a clear error when TensorBoard is not installed."""
+    or a folder, else None; a clear error when TensorBoard is not installed. ``create=False`` only checks
+    (before long work) and writes no event file: evaluation and stage 2 log nothing there."""
     where = hparams.get("tensorboard")
     if where is None or where is False:
         return None
@@ -125,9 +126,10 @@ def tensorboard_logger(hparams):
     elif not isinstance(where, (str, Path)):
         raise HparamsError(f"tensorboard: {where!r} is neither true/false nor a folder")
     try:
+        import torch.utils.tensorboard  # noqa: F401  (what SpeechBrain's logger needs)
         from speechbrain.utils.train_logger import TensorboardLogger
 
-        return TensorboardLogger(str(where))
+        return TensorboardLogger(str(where)) if create else None
     except ImportError as e:
         raise HparamsError(f"tensorboard is set but TensorBoard is not installed ({e}): pip install tensorboard, "
                            "or set tensorboard: false") from None
@@ -215,8 +217,7 @@ class Experiment:
             self.brain.loss_fn = build_loss(hparams.get("loss", "ce"), hparams.get("focal_gamma", 2.0))
         groups = self.counts_info.get("shot_groups") or {}
         self.brain.class_groups = [groups.get(self.encoder.ind2lab[i], "") for i in range(len(counts))]
-        if sb.utils.distributed.if_main_process():
-            self.brain.tensorboard_logger = tensorboard_logger(hparams)
+        tensorboard_logger(hparams, create=False)  # refused here, before long work; made when training starts
         self.check_checkpoint()
 
     def check_checkpoint(self):
@@ -314,6 +315,8 @@ class Experiment:
         return what
 
     def fit(self):
+        if sb.utils.distributed.if_main_process():
+            self.brain.tensorboard_logger = tensorboard_logger(self.hparams)
         self.init_from_pretrained()
         train_set = self.train_set()
         opts = self.train_loader_kwargs(train_set)

@@ -82,3 +82,15 @@ def test_tensorboard_logger(tmp_path):
     events.Reload()
     assert {"lr", "loss/train", "loss/valid", "error/valid"} <= set(events.Tags()["scalars"])
     assert [e.step for e in events.Scalars("error/valid")] == [3, 4]
+
+
+def test_tensorboard_checked_early_but_written_only_by_training(tmp_path):
+    """Evaluation and stage 2 build an Experiment too: they check the option and write no event file."""
+    from ltspk.experiment import tensorboard_logger
+
+    if importlib.util.find_spec("tensorboard") is None:
+        pytest.skip("tensorboard is not installed (pip install tensorboard, or the dev extras)")
+    assert tensorboard_logger({"tensorboard": True, "output_folder": str(tmp_path)}, create=False) is None
+    assert not (tmp_path / "tensorboard").exists()
+    with pytest.raises(Exception, match="neither true/false nor a folder"):
+        tensorboard_logger({"tensorboard": 3, "output_folder": str(tmp_path)}, create=False)
