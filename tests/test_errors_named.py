@@ -221,7 +221,7 @@ def test_counts_json_of_a_bad_name_preparation_is_valid_utf8(tmp_path):
         probe(os.fsdecode(os.path.join(os.fsencode(data / "b"), BAD)))
 
 
-def test_red_team_round_two_inputs_are_named(tmp_path):
+def test_more_bad_inputs_are_named(tmp_path):
     """A key given twice, a crop of 0 s, an unknown sampler, --seed after -- in a sweep, a corrupt brain.ckpt."""
     import subprocess
     import sys

@@ -271,7 +271,7 @@ def test_identify_enrol_holds_out_whole_sessions():
 
 def test_small_sessions_are_held_out_first_and_auto_tests_small_speakers(tmp_path):
     # each speaker: big/ 20 + s1/ 1 + s2/ 1; one test and one validation recording: the single-recording
-    # sessions go, nothing is wasted and training keeps the big session whole (the red-team case)
+    # sessions go, nothing is wasted and training keeps the big session whole
     root = session_tree(tmp_path / "spk", {f"p{i}": {"big": 20, "s1": 1, "s2": 1} for i in range(6)}, seconds=0.12)
     out = tmp_path / "prep"
     prepare_folder(out, root, PrepOptions(holdout_per_speaker=1, valid_per_speaker=1, progress=False))

@@ -27,7 +27,7 @@ def test_longtail_targets_exponential_profile():
     # it has and the head is capped at target x smallest, so the imbalance reached stays <= 4
     assert longtail_targets({"a": 10, "b": 200, "c": 3}, 4) == {"b": 12, "a": 10, "c": 3}
     assert longtail_targets({"a": 10, "b": 200, "c": 30}, 4) == {"b": 40, "c": 30, "a": 10}
-    # the red-team case: 102, 52, 6 at 20 (after hold-outs 100, 50, 4): reached 25 before the cap, 20 now
+    # 102, 52, 6 at 20 (after hold-outs 100, 50, 4): reached 25 before the cap, 20 now
     assert longtail_targets({"a": 100, "b": 50, "c": 4}, 20) == {"a": 80, "b": 22, "c": 4}
 
 
