@@ -88,6 +88,14 @@ def corpus_key(run):
     return (name, "" if name == "synthetic" else run.info.get("data_folder") or "")
 
 
+def corpus_labels(runs):
+    """The corpora of ``runs``, each once: ``corpus_of``, with the whole data folder added where two
+    folders share a name."""
+    keys = {corpus_key(r) for r in runs}
+    names = [name for name, _ in keys]
+    return sorted({name if names.count(name) == 1 else f"{name} at {folder}" for name, folder in keys})
+
+
 def check_runs(runs, allow_mixed_corpora=False):
     """Refuse what would make the comparison silently wrong: one configuration and seed twice
     (it would count as one seed), or runs on different corpora (unless asked for)."""
@@ -98,10 +106,8 @@ def check_runs(runs, allow_mixed_corpora=False):
             raise DataError(r.folder, f"configuration {r.config!r} seed {r.seed} is also {seen[key]}: two runs of one "
                                       "configuration and seed would count as one seed; give each run once")
         seen[key] = r.folder
-    keys = sorted({corpus_key(r) for r in runs})
-    corpora = sorted({name if len({k for k in keys if k[0] == name}) == 1 else f"{name} at {folder}"
-                      for name, folder in keys})
-    if len(keys) > 1 and not allow_mixed_corpora:
+    corpora = corpus_labels(runs)
+    if len(corpora) > 1 and not allow_mixed_corpora:
         raise DataError(runs[0].folder, f"the runs are on different corpora ({', '.join(corpora)}): their figures are "
                                         "not comparable; compare one corpus at a time, or pass --allow-mixed-corpora")
     return corpora
@@ -111,9 +117,7 @@ def comparison_notes(runs):
     """Plain sentences that belong above the tables: the corpus, the hold-outs, empty shot
     groups, one-seed configurations."""
     notes = []
-    corpora = sorted({corpus_of(r) for r in runs})
-    if len(corpora) == 1 and len({corpus_key(r) for r in runs}) > 1:
-        corpora = sorted({f"{corpus_of(r)} at {r.info.get('data_folder')}" for r in runs})
+    corpora = corpus_labels(runs)
     if corpora == ["synthetic"]:
         notes.append("All figures are on the SYNTHETIC demo corpus.")
     elif len(corpora) > 1:
@@ -179,6 +183,9 @@ def _mode_name(record):
     return record.family if record.chosen_on else record.key
 
 
+REFERENCE_MODES = ("plain", "cosine")  # the baseline's inference every other row is compared with
+
+
 @dataclass
 class Row:
     """One configuration x inference family, over its seeds."""
@@ -192,6 +199,7 @@ class Row:
     per_seed: dict  # seed -> (run, record)
     stats: dict = field(default_factory=dict)  # column -> over_seeds(...)
     versus: dict = field(default_factory=dict)  # column -> {"mean", "low", "high", "verdict", "n"}
+    is_reference: bool = False  # the baseline's plain inference (cosine scoring): what ``versus`` is against
 
 
 def aggregate(runs, baseline=None):
@@ -247,9 +255,10 @@ def _baseline_configs(runs, baseline):
 def _compare_with(rows, bases):
     for row in rows:
         base = bases.get(row.config)
-        if base is None or (row.config == base and row.mode in ("plain", "cosine")):
+        row.is_reference = row.config == base and row.mode in REFERENCE_MODES
+        if base is None or row.is_reference:
             continue
-        b = next((r for r in rows if r.config == base and r.task == row.task and r.mode in ("plain", "cosine")), None)
+        b = next((r for r in rows if r.config == base and r.task == row.task and r.mode in REFERENCE_MODES), None)
         if b is None:
             continue
         seeds = sorted(set(row.per_seed) & set(b.per_seed), key=str)

@@ -48,7 +48,6 @@ import logging
 import math
 import os
 import random
-import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -59,6 +58,7 @@ import torch.nn.functional as F
 
 from ltspk.atomic import read_json, staged_folder, write_json, write_text
 from ltspk.calibration import LogisticCalibration, calibrated_metrics
+from ltspk.data.folder import compile_session_pattern, id_session
 from ltspk.data.longtail import (
     AUTO,
     HOLDOUT_BY,
@@ -134,13 +134,7 @@ class EnrolSettings:
             v = getattr(self, key)
             if v != AUTO and (isinstance(v, bool) or not isinstance(v, (int, float))):
                 raise DataError(key, f"must be a number or 'auto', got {v!r}")
-        if self.session_pattern is not None:
-            try:
-                pattern = re.compile(self.session_pattern)
-            except re.error as e:
-                raise DataError("session_pattern", f"not a regular expression ({e})") from None
-            if "session" not in pattern.groupindex:
-                raise DataError("session_pattern", "needs a named group (?P<session>...)")
+        compile_session_pattern(self.session_pattern)
         return self
 
 
@@ -351,19 +345,6 @@ def longtail_enrolment(rows, settings, impostors):
     return [u for u, _ in pairs], [r for _, r in pairs]
 
 
-def id_session(uid, pattern=None):
-    """The session of an utterance ID ``<speaker>/<path>``: the folder after the speaker where there
-    is one (a session folder, VoxCeleb's video, LibriSpeech's chapter), else the ``session`` group
-    of ``pattern`` on the file name, else None (unknown)."""
-    parts = uid.split("/")
-    if len(parts) > 2:
-        return parts[1]
-    if pattern is not None:
-        m = re.search(pattern, parts[-1])
-        return m.group("session") if m else None
-    return None
-
-
 def _session_roles(idx, rows, t, v, pattern, rng):
     """Test and validation indices as whole sessions never enrolled (None when the speaker's
     sessions are unknown, one, or cannot give the test and keep enrolment). The validation
@@ -386,7 +367,8 @@ def _session_roles(idx, rows, t, v, pattern, rng):
             break
         pool = sorted((u for k in held for u in blocks[k]), key=lambda u: u.ID)
         chosen[name] = [pos[u.ID] for u in rng.sample(pool, n)]
-        chosen[name + "_unused"] = [pos[u.ID] for u in pool if pos[u.ID] not in set(chosen[name])]
+        picked = set(chosen[name])
+        chosen[name + "_unused"] = [pos[u.ID] for u in pool if pos[u.ID] not in picked]
         blocks = [b for k, b in enumerate(blocks) if k not in held]
     return chosen
 
@@ -557,8 +539,6 @@ def unknown_calibration(known_scores, impostor_scores):
     speakers) against unknown (impostor probes) on the rejection score, both classes weighing half
     (``LogisticCalibration``, prior 0.5): its output is the log-likelihood ratio of "enrolled"; None
     where it cannot be fitted. ``p_unknown`` turns it into a probability at a prior."""
-    from ltspk.calibration import LogisticCalibration
-
     k, i = np.asarray(known_scores, np.float64), np.asarray(impostor_scores, np.float64)
     if not len(k) or not len(i) or not (np.isfinite(k).all() and np.isfinite(i).all()):
         return None

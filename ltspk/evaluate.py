@@ -25,7 +25,7 @@ from ltspk.embeddings_io import save_arrays, save_embeddings
 from ltspk.errors import DataError, LtspkError
 from ltspk.metrics import shot_group_accuracy, verification_metrics
 from ltspk.records import Record, rebuild_results, stage_document, sweep_records
-from ltspk.scoring import EmbeddingTable, as_norm, cosine_trial_scores, speaker_means
+from ltspk.scoring import EmbeddingTable, as_norm, cosine_trial_scores, l2_normalize, speaker_means
 
 log = logging.getLogger(__name__)
 STAGE = "evaluate"
@@ -204,8 +204,7 @@ def validation_verification(split, h):
     """A verification figure to choose on without the test trials: cosine EER and minDCF over
     every pair of the validation recordings (training speakers' held-out recordings, cross-session
     where sessions are known), as a ``validation`` record."""
-    x = np.asarray(split.emb, dtype=np.float64)
-    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    x = l2_normalize(np.asarray(split.emb, dtype=np.float64))
     i, j = np.triu_indices(len(x), k=1)
     scores = np.einsum("ij,ij->i", x[i], x[j])
     labels = (split.speakers[i] == split.speakers[j]).astype(int)

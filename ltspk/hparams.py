@@ -334,9 +334,6 @@ def _corpus_options(corpus):
     return keys
 
 
-SAMPLERS = ("instance", "class", "sqrt", "progressive")  # ltspk.data.samplers.make_sampler's names
-
-
 def check_numbers(path, hparams):
     def positive(name, value):
         if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0):
@@ -360,6 +357,8 @@ def check_numbers(path, hparams):
         positive("train_dataloader_options.batch_size", loader.get("batch_size"))
     positive("crop_seconds", hparams.get("crop_seconds"))
     positive("sentence_len", hparams.get("sentence_len"))
+    from ltspk.data.samplers import SAMPLERS
+
     sampler = hparams.get("sampler")
     if sampler is not None and sampler not in SAMPLERS:
         raise HparamsError(f"{path}: sampler {sampler!r} is not one of null, {', '.join(SAMPLERS)}"

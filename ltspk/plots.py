@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ltspk.atomic import atomic_path
-from ltspk.comparison import run_intervals
+from ltspk.comparison import corpus_labels, run_intervals
 from ltspk.records import GROUPS
 from ltspk.stats import accuracy_interval
 
@@ -30,9 +30,7 @@ def method_style(mode):
 
 def context(runs):
     """What a figure shows, for its title: the corpus, the configurations and the seeds."""
-    from ltspk.comparison import corpus_of
-
-    corpora = sorted({corpus_of(r) for r in runs})
+    corpora = corpus_labels(runs)
     corpus = corpora[0] if len(corpora) == 1 else "MIXED corpora: " + ", ".join(corpora)
     if corpus == "synthetic":
         corpus = "SYNTHETIC corpus"

@@ -23,7 +23,6 @@ GOALS = (  # name, task, metric, higher is better
     ("overall speaker ID", "speaker_id", "overall", True),
     ("verification EER", "verification", "eer", False),
 )
-BASELINE_MODES = ("plain", "cosine")
 
 
 @dataclass
@@ -67,14 +66,9 @@ def _mean_validation(row, metric):
     return float(np.mean(values))
 
 
-def _is_baseline(row, baselines):
-    return row.config in baselines and row.mode in BASELINE_MODES and row.stage != "stage2"
-
-
 def recommend(rows, baseline):
-    """A ``Recommendation`` per goal from ``ltspk.comparison.aggregate``'s rows and its baseline
-    label (one configuration, or several joined by ", ": one per imbalance factor)."""
-    baselines = set((baseline or "").split(" (")[0].split(", ")) - {""}
+    """A ``Recommendation`` per goal from ``ltspk.comparison.aggregate``'s rows (the baseline's own
+    rows are ``Row.is_reference``) and its baseline label, for the text."""
     out = []
     for goal, task, metric, higher in GOALS:
         rec = Recommendation(goal, metric, baseline=baseline)
@@ -95,11 +89,11 @@ def recommend(rows, baseline):
             out.append(rec)
             continue
         # ties: the baseline first (the least change), then the order of the comparison
-        best, val = max(scored, key=lambda rv: ((rv[1] if higher else -rv[1]), _is_baseline(rv[0], baselines)))
+        best, val = max(scored, key=lambda rv: ((rv[1] if higher else -rv[1]), rv[0].is_reference))
         stats = best.stats.get(metric) or {}
         rec.config, rec.stage, rec.inference, rec.chosen = best.config, best.stage, best.mode, best.chosen
         rec.validation_mean, rec.test_mean, rec.test_sd = val, stats.get("mean"), stats.get("sd")
-        rec.is_baseline = _is_baseline(best, baselines)
+        rec.is_baseline = best.is_reference
         rec.versus = best.versus.get(metric)
         rec.verdict = _verdict(rec)
         out.append(rec)

@@ -237,7 +237,8 @@ def test_dspspeech20_words_as_sessions(dspspeech20, tmp_path):
 
 
 def test_identify_enrol_holds_out_whole_sessions():
-    from ltspk.enrolment import EnrolSettings, assign_roles, holdout_counts, id_session
+    from ltspk.data.folder import id_session
+    from ltspk.enrolment import EnrolSettings, assign_roles, holdout_counts
 
     assert id_session("spk/call3/001") == "call3" and id_session("spk/spk-w1-2", r"^[^-]+-(?P<session>[^-]+)-") == "w1"
     assert id_session("spk/file") is None

@@ -27,7 +27,7 @@ import logging
 import os
 import random
 import re
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from ltspk.data.audio import missing
 from ltspk.data.prepare import FileEntry, PrepOptions, finish_preparation
@@ -62,20 +62,42 @@ def claim_id(by_id, uid, path):
     by_id[uid] = path
 
 
-def list_speaker_folders(root, session_pattern=None):
-    """(entries, session of each ID, speakers without audio) of a speaker-folder corpus."""
+def compile_session_pattern(session_pattern):
+    """``session_pattern`` compiled (None for none); a ``DataError`` naming the key when it is not a
+    regular expression or has no named group ``session``."""
+    if not session_pattern:
+        return None
     try:
-        pattern = re.compile(session_pattern) if session_pattern else None
+        pattern = re.compile(session_pattern)
     except re.error as e:
         raise DataError("session_pattern", f"{session_pattern!r} is not a regular expression ({e})") from None
+    if "session" not in pattern.groupindex:
+        raise DataError("session_pattern", "the session pattern needs a named group (?P<session>...)")
+    return pattern
+
+
+def id_session(uid, pattern=None):
+    """The session of an utterance ID ``<speaker>/<path without extension>``: the folder after the
+    speaker where there is one (a session folder, VoxCeleb's video, LibriSpeech's chapter), else the
+    ``session`` group of ``pattern`` (compiled or not) on the file name, else None (unknown)."""
+    parts = uid.split("/")
+    if len(parts) > 2:
+        return parts[1]
+    if pattern is not None:
+        m = re.search(pattern, parts[-1])
+        return m.group("session") if m else None
+    return None
+
+
+def list_speaker_folders(root, session_pattern=None):
+    """(entries, session of each ID, speakers without audio) of a speaker-folder corpus."""
+    pattern = compile_session_pattern(session_pattern)
     root = Path(root)
     if not root.is_dir():
         raise DataError(root, missing(root, "corpus folder"))
     speakers = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not speakers:
         raise DataError(root, "no speaker folders: expected DIR/<speaker>/<files> (one folder per speaker)")
-    if pattern is not None and "session" not in pattern.groupindex:
-        raise DataError(session_pattern, "the session pattern needs a named group (?P<session>...)")
     entries, sessions, empty, by_id = [], {}, [], {}
     for spk in speakers:
         files = audio_files(root / spk)
@@ -86,14 +108,7 @@ def list_speaker_folders(root, session_pattern=None):
             uid = f"{spk}/{strip_ext(rel)}"
             path = str(root / spk / rel)
             claim_id(by_id, uid, path)
-            parts = PurePosixPath(rel).parts
-            if len(parts) > 1:
-                sessions[uid] = parts[0]
-            elif pattern is not None:
-                m = pattern.search(PurePosixPath(rel).stem)
-                sessions[uid] = m.group("session") if m else None
-            else:
-                sessions[uid] = None
+            sessions[uid] = id_session(uid, pattern)
             entries.append(FileEntry(uid, spk, path, sessions[uid]))
     if empty:
         log.warning("%d speaker folder(s) hold no audio (%s) and are left out: %s", len(empty),

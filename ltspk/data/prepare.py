@@ -185,15 +185,14 @@ def finish_preparation(corpus, save_folder, train_entries, verification_entries,
     # is left for training (as long-tailed CIFAR/ImageNet-LT do): every speaker keeps its test
     # utterances and the training counts reach the target imbalance
     pool = speaker_counts(train)
-    sizes = {name: auto_holdout(pool, AUTO_HOLDOUT_FRACTION[name]) if n == AUTO else n
-             for name, n in (("spkid_test", opts.holdout_per_speaker), ("spkid_valid", opts.valid_per_speaker))}
+    requested = {"spkid_test": opts.holdout_per_speaker, "spkid_valid": opts.valid_per_speaker}
+    sizes = {name: auto_holdout(pool, AUTO_HOLDOUT_FRACTION[name]) if n == AUTO else n for name, n in requested.items()}
     splits = {}
     train_rows, held = train, {"spkid_test": [], "spkid_valid": []}
     for name, seed in (("spkid_test", opts.seed), ("spkid_valid", opts.seed + 1)):
         if sizes[name]:
-            auto = (opts.holdout_per_speaker if name == "spkid_test" else opts.valid_per_speaker) == AUTO
             splits[name] = speaker_id_split(train_rows, sizes[name], seed=seed, sessions=sessions, by=opts.holdout_by,
-                                            shrink=auto)
+                                            shrink=requested[name] == AUTO)
             train_rows, held[name] = splits[name].train, splits[name].test
     test_rows, valid_rows = held["spkid_test"], held["spkid_valid"]
     too_small = splits["spkid_test"].too_small if "spkid_test" in splits else []
@@ -217,7 +216,7 @@ def finish_preparation(corpus, save_folder, train_entries, verification_entries,
         thresholds = ShotThresholds.fitted(counts, opts.shot_many_above, opts.shot_few_below)
     groups = shot_groups(counts, thresholds)
     group_sizes = {g: sum(1 for v in groups.values() if v == g) for g in SHOT_GROUPS}
-    holdout = holdout_record(opts, sizes, splits, train_rows, held, sessions)
+    holdout = holdout_record(opts.holdout_by, requested, sizes, splits, train_rows, held, sessions)
     fitted = AUTO in (opts.shot_many_above, opts.shot_few_below) or bool(opts.shot_quantiles)
     warnings = preparation_warnings(counts, group_sizes, holdout, fitted)
     for w in warnings:
@@ -277,11 +276,10 @@ def _concat_sessions(save, sessions):
     return out
 
 
-def holdout_record(opts, sizes, splits, train_rows, held, sessions):
+def holdout_record(by, requested, sizes, splits, train_rows, held, sessions):
     """What ``counts.json`` says of the hold-outs: their sizes, how they were drawn, and per split
     how many recordings come from sessions their speaker's training never saw."""
-    out = {"by": opts.holdout_by, "auto": {k: v == AUTO for k, v in (("spkid_test", opts.holdout_per_speaker),
-                                                                        ("spkid_valid", opts.valid_per_speaker))}}
+    out = {"by": by, "auto": {name: n == AUTO for name, n in requested.items()}}
     for name, rows in held.items():
         split = splits.get(name)
         rec = {"per_speaker": sizes[name], **cross_session(rows, train_rows, sessions)}
@@ -314,7 +312,7 @@ def preparation_warnings(counts, group_sizes, holdout, fitted=False):
                    "(smaller hold-outs, or holdout_by: utterance, keep more for training)")
     test = holdout.get("spkid_test", {})
     untested = test.get("speakers_too_small", [])
-    if "speakers_too_small" in test and len(untested) > n / 10:
+    if len(untested) > n / 10:
         out.append(f"{len(untested)} of {n} training speakers are not tested (fewer than {test['per_speaker']} + 1 "
                    f"recordings): lower holdout_per_speaker (or 'auto'), e.g. {', '.join(untested[:5])}")
     valid = holdout.get("spkid_valid", {})

@@ -92,11 +92,14 @@ class ClassAwareSampler(Sampler):
         return iter(self._members[pos].tolist())
 
 
+SAMPLING_POWERS = {"instance": 1.0, "class": 0.0, "sqrt": 0.5}  # p_j ~ n_j^q
+SAMPLERS = (*SAMPLING_POWERS, "progressive")
+
+
 def make_sampler(kind, labels, seed=0, num_samples=None, total_epochs=None):
     """Sampler by name: 'instance' | 'class' | 'sqrt' | 'progressive' (None -> shuffle)."""
-    kinds = {"instance": 1.0, "class": 0.0, "sqrt": 0.5}
-    if kind in kinds:
-        return ClassAwareSampler(labels, q=kinds[kind], num_samples=num_samples, seed=seed)
+    if kind in SAMPLING_POWERS:
+        return ClassAwareSampler(labels, q=SAMPLING_POWERS[kind], num_samples=num_samples, seed=seed)
     if kind == "progressive":
         if not total_epochs:
             raise ValueError("progressive sampling needs total_epochs")
