@@ -23,13 +23,13 @@ import soundfile as sf
 import torch
 from hyperpyyaml import load_hyperpyyaml
 
-from ltspk.atomic import write_text
-from ltspk.brain import SpeakerBrain
 from ltspk.data.manifest import Utterance
 from ltspk.data.pipeline import full_pipeline, load_dataset
 from ltspk.data.synthetic import SAMPLE_RATE, apply_channel, random_channel, random_voice, utterance
-from ltspk.export import export_yaml
-from ltspk.hparams import hparams_text
+from ltspk.runtime.atomic import write_text
+from ltspk.train.brain import SpeakerBrain
+from ltspk.train.export import export_yaml
+from ltspk.train.layering import hparams_text
 
 PLACEHOLDERS = {"data_folder": "unused", "vox2_folder": "unused", "cn2_folder": "unused"}
 

@@ -25,7 +25,7 @@ labels = (rng.random(n) < 0.1).astype(int)
 scores = np.round(rng.normal(labels * 2.0, 1.0), 4)
 import torch  # noqa: F401  (imported before the baseline for every method alike)
 if method == "ltspk":
-    from ltspk.metrics import operating_points, eer, min_dcf
+    from ltspk.evaluation.metrics import operating_points, eer, min_dcf
     def go():
         pts = operating_points(scores, labels)
         return eer(None, None, pts)[0], min_dcf(None, None, 0.01, points=pts)[0]

@@ -15,12 +15,9 @@ per_speaker.png, det.png and, when the runs span several imbalance factors, imba
 """
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from ltspk.errors import LtspkError  # noqa: E402
+from ltspk.cli.entry import run
 
 
 def main(argv=None):
@@ -33,32 +30,29 @@ def main(argv=None):
     ap.add_argument("--modes", nargs="+", default=["plain"], help="inference families in the per-speaker and "
                     "imbalance plots (default: %(default)s)")
     a = ap.parse_args(argv)
-    from ltspk.atomic import staged_folder, write_json, write_text
-    from ltspk.comparison import aggregate, check_runs, comparison_notes, load_run
-    from ltspk.plots import context, plot_det, plot_imbalance, plot_per_speaker, plot_shot_groups
-    from ltspk.recommend import recommend, recommendation_text
-    from ltspk.report import markdown, write_csv
+    from ltspk.compare.comparison import aggregate, check_runs, comparison_notes, load_run
+    from ltspk.compare.plots import context, plot_det, plot_imbalance, plot_per_speaker, plot_shot_groups
+    from ltspk.compare.recommend import recommend, recommendation_text
+    from ltspk.compare.report import markdown, write_csv
+    from ltspk.runtime.atomic import staged_folder, write_json, write_text
 
-    try:
-        runs = [load_run(r) for r in a.runs]
-        check_runs(runs, a.allow_mixed_corpora)
-        rows, base = aggregate(runs, a.baseline)
-        notes = comparison_notes(runs)
-        recs = recommend(rows, base)
-        table = markdown(rows, runs, base, notes=notes, recommendation=recommendation_text(recs))
-        out = Path(a.out)
-        with staged_folder(out) as tmp:
-            write_text(tmp / "comparison.md", table)
-            write_csv(tmp / "comparison.csv", rows)
-            write_json(tmp / "recommendation.json", {"notes": notes, "baseline": base,
-                                                     "recommendations": [r.as_dict() for r in recs]})
-            title = context(runs)
-            plot_shot_groups(rows, tmp / "shot_groups.png", title)
-            plot_per_speaker(runs, tmp / "per_speaker.png", modes=a.modes, title=title)
-            plot_det(runs, tmp / "det.png", title)
-            plot_imbalance(rows, runs, tmp / "imbalance.png", modes=a.modes, title=title)
-    except LtspkError as e:
-        sys.exit(f"error: {e}")
+    runs = [load_run(r) for r in a.runs]
+    check_runs(runs, a.allow_mixed_corpora)
+    rows, base = aggregate(runs, a.baseline)
+    notes = comparison_notes(runs)
+    recs = recommend(rows, base)
+    table = markdown(rows, runs, base, notes=notes, recommendation=recommendation_text(recs))
+    out = Path(a.out)
+    with staged_folder(out) as tmp:
+        write_text(tmp / "comparison.md", table)
+        write_csv(tmp / "comparison.csv", rows)
+        write_json(tmp / "recommendation.json", {"notes": notes, "baseline": base,
+                                                 "recommendations": [r.as_dict() for r in recs]})
+        title = context(runs)
+        plot_shot_groups(rows, tmp / "shot_groups.png", title)
+        plot_per_speaker(runs, tmp / "per_speaker.png", modes=a.modes, title=title)
+        plot_det(runs, tmp / "det.png", title)
+        plot_imbalance(rows, runs, tmp / "imbalance.png", modes=a.modes, title=title)
     print(table)
     print("\n".join(notes))
     print(recommendation_text(recs, markdown=False))
@@ -66,4 +60,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -10,20 +10,17 @@ Tunable settings are chosen on the run's spkid_valid split. Replaces RUN_DIR/eva
 and rebuilds RUN_DIR/results.json and results.md (stage-2 records are kept).
 """
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from ltspk.errors import LtspkError  # noqa: E402
+from ltspk.cli.entry import run
 
 
 def main(argv):
-    from ltspk.evaluate import evaluate
-    from ltspk.experiment import trained_experiment
-    from ltspk.hparams import run_folder_argument
-    from ltspk.records import headline
-    from ltspk.runlock import RunLock
+    from ltspk.evaluation.evaluate import evaluate
+    from ltspk.evaluation.records import headline
+    from ltspk.runtime.runlock import RunLock
+    from ltspk.train.experiment import trained_experiment
+    from ltspk.train.run_folder import run_folder_argument
 
     exp, _, _ = trained_experiment(run_folder_argument(argv))
     with RunLock(exp.hparams["output_folder"]):  # no training or other evaluation writes there meanwhile
@@ -49,11 +46,4 @@ def checkpoint_text(info):
 
 
 if __name__ == "__main__":
-    from ltspk.hparams import help_requested
-
-    if help_requested(sys.argv[1:], __doc__):
-        sys.exit(0)
-    try:
-        main(sys.argv[1:])
-    except (LtspkError, RuntimeError) as e:
-        sys.exit(f"error: {e}")
+    run(main, __doc__)

@@ -24,10 +24,8 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from ltspk.errors import LtspkError  # noqa: E402
-from ltspk.hparams import DefaultsHelpFormatter  # noqa: E402
+from ltspk.cli.entry import run
+from ltspk.cli.help import DefaultsHelpFormatter
 
 
 def parser():
@@ -53,19 +51,20 @@ def main(argv):
     a, rest = ap.parse_known_args(argv)
     if not (a.export_model or (a.out and (a.manifest or a.audio_dir))):
         ap.error("give --export_model, or --out with --manifest or --audio_dir")
-    from ltspk.embed import embed_manifest
-    from ltspk.experiment import trained_experiment
-    from ltspk.hparams import hparams_text, run_folder_argument
+    from ltspk.embedding.cache import embed_manifest
+    from ltspk.train.experiment import trained_experiment
+    from ltspk.train.layering import hparams_text
+    from ltspk.train.run_folder import run_folder_argument
 
     exp, hparams_file, overrides = trained_experiment(run_folder_argument(rest))
     hparams = exp.hparams
     if a.export_model:
-        from ltspk.export import export_model_folder
+        from ltspk.train.export import export_model_folder
 
         text = hparams_text(hparams_file)  # the whole configuration: a file's base: files merged under it
         print("model folder:", export_model_folder(exp, a.export_model, text, overrides))
     if a.out:
-        from ltspk.embeddings_io import save_embeddings
+        from ltspk.embedding.tables import save_embeddings
 
         batch = a.batch_size or (1 if str(exp.brain.device).startswith("cpu") else 16)
         h = dict(hparams, eval_batch_size=batch)
@@ -76,18 +75,18 @@ def main(argv):
         save_embeddings(a.out, ids, emb)
         print(f"{len(ids)} embeddings of dimension {emb.shape[1]} -> {a.out}")
         if a.ark:
-            from ltspk.export import write_kaldi
+            from ltspk.train.export import write_kaldi
 
             print("kaldi:", *write_kaldi(a.ark, ids, emb))
 
 
 def audio_dir_rows(folder, hparams, on_bad_file, bad_list):
     """Rows of the usable files below ``folder``; the bad ones listed (stderr and ``bad_list``) or raised."""
-    from ltspk.atomic import write_text
     from ltspk.data.audio import refuse_bad_files
     from ltspk.data.audio_folder import folder_rows
     from ltspk.data.prepare import PrepOptions
-    from ltspk.errors import DataError
+    from ltspk.runtime.atomic import write_text
+    from ltspk.runtime.errors import DataError
 
     min_seconds = hparams.get("min_seconds")  # the flat key; run folders made before it hold prep_options
     if min_seconds is None:
@@ -108,7 +107,4 @@ def audio_dir_rows(folder, hparams, on_bad_file, bad_list):
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except (LtspkError, RuntimeError) as e:
-        sys.exit(f"error: {e}")
+    run(main)

@@ -20,10 +20,9 @@ import logging
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from ltspk.argtypes import number_or_auto, number_or_none, parse_args  # noqa: E402
-from ltspk.errors import DataError, LtspkError  # noqa: E402
+from ltspk.cli.argtypes import number_or_auto, number_or_none, parse_args
+from ltspk.cli.entry import run
+from ltspk.runtime.errors import DataError
 
 
 def read_scores(path):
@@ -43,8 +42,8 @@ def read_scores(path):
 
 
 def cmd_enrol(a):
-    from ltspk.embedders import load_embedder
-    from ltspk.enrolment import EnrolSettings, enrol
+    from ltspk.embedding.embedders import load_embedder
+    from ltspk.identify import EnrolSettings, enrol
 
     s = EnrolSettings(test_per_speaker=a.test_per_speaker, valid_per_speaker=a.valid_per_speaker, impostors=a.impostors,
                       many_above=a.many_above, few_below=a.few_below, quantiles=a.quantiles,
@@ -59,7 +58,7 @@ def cmd_enrol(a):
 
 
 def cmd_add(a):
-    from ltspk.enrolment import EnrolmentModel, add_speakers
+    from ltspk.identify import EnrolmentModel, add_speakers
 
     model = EnrolmentModel(a.model)
     info, report = add_speakers(a.model, a.data, model.embedder(a.embedder, a.device), progress=not a.quiet,
@@ -70,7 +69,7 @@ def cmd_add(a):
 
 
 def cmd_predict(a):
-    from ltspk.enrolment import EnrolmentModel
+    from ltspk.identify import EnrolmentModel
 
     model = EnrolmentModel(a.model)
     results = model.predict(a.audio, model.embedder(a.embedder, a.device), a.top_k, a.method)
@@ -91,20 +90,20 @@ def cmd_predict(a):
 
 
 def cmd_calibrate(a):
-    from ltspk.calibration import calibrate_trials
+    from ltspk.evaluation.calibration import calibrate_trials
 
     dev = read_scores(a.dev)
     ev = read_scores(a.eval) if a.eval else (None, None)
     cal, out = calibrate_trials(*dev, *ev, prior=a.prior, p_targets=tuple(a.p_target), c_miss=a.c_miss, c_fa=a.c_fa)
     if a.out:
-        from ltspk.atomic import write_json
+        from ltspk.runtime.atomic import write_json
 
         write_json(a.out, out)
     print(json.dumps(out, indent=2))
 
 
 def main(argv):
-    from ltspk.hparams import DefaultsHelpFormatter
+    from ltspk.cli.help import DefaultsHelpFormatter
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=DefaultsHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -195,7 +194,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except (LtspkError, ValueError) as e:
-        sys.exit(f"error: {e}")
+    run(main)

@@ -29,13 +29,12 @@ import logging
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from ltspk.argtypes import count_or_auto, number_or_auto, number_or_none, parse_args  # noqa: E402
-from ltspk.data.longtail import HOLDOUT_BY  # noqa: E402
-from ltspk.data.prepare import PrepOptions  # noqa: E402
-from ltspk.errors import LtspkError  # noqa: E402
-from ltspk.hparams import DefaultsHelpFormatter  # noqa: E402
+from ltspk.cli.argtypes import count_or_auto, number_or_auto, number_or_none, parse_args
+from ltspk.cli.entry import run
+from ltspk.cli.help import DefaultsHelpFormatter
+from ltspk.data.longtail import HOLDOUT_BY
+from ltspk.data.prepare import PrepOptions
+from ltspk.runtime.errors import LtspkError
 
 
 def add_options(p):
@@ -184,7 +183,7 @@ def from_hparams(argv):
     import speechbrain as sb
 
     from ltspk.data.corpora import options_from_hparams
-    from ltspk.hparams import load_hparams
+    from ltspk.train.hparams import load_hparams
 
     hparams_file, _, overrides = sb.parse_arguments(argv)
     return options_from_hparams(load_hparams(hparams_file, overrides))
@@ -211,11 +210,11 @@ def main(argv=None):
             print(f"{prepared}: already prepared from this corpus with these options (delete it to prepare again)")
         else:
             prepare_whole(corpus, data, prepared, opts, corpus_options)
-    except (LtspkError, ValueError) as e:
-        sys.exit(f"error: {e}")
+    except ValueError as e:  # argparse types and option checks that name the option
+        raise LtspkError(str(e)) from None
     print(summary_text(load_counts(Path(prepared) / "counts.json")))
     print("plot:", Path(prepared) / "counts.png")
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

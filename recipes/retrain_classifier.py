@@ -10,20 +10,17 @@ spkid_valid. RUN_DIR/stage2/ is replaced whole, and RUN_DIR/results.json / resul
 rebuilt with the stage-2 records beside the evaluation's.
 """
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from ltspk.errors import LtspkError  # noqa: E402
+from ltspk.cli.entry import run
 
 
 def main(argv):
-    from ltspk.experiment import trained_experiment
-    from ltspk.hparams import run_folder_argument
-    from ltspk.records import collect, headline
-    from ltspk.retrain import run_stage2
-    from ltspk.runlock import RunLock
+    from ltspk.evaluation.records import collect, headline
+    from ltspk.longtail.stage2 import run_stage2
+    from ltspk.runtime.runlock import RunLock
+    from ltspk.train.experiment import trained_experiment
+    from ltspk.train.run_folder import run_folder_argument
 
     exp, _, _ = trained_experiment(run_folder_argument(argv))
     with RunLock(exp.hparams["output_folder"]):
@@ -35,11 +32,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from ltspk.hparams import help_requested
-
-    if help_requested(sys.argv[1:], __doc__):
-        sys.exit(0)
-    try:
-        main(sys.argv[1:])
-    except (LtspkError, RuntimeError, ValueError) as e:
-        sys.exit(f"error: {e}")
+    run(main, __doc__)

@@ -22,13 +22,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from ltspk.cli.entry import run
 
+ROOT = Path(__file__).resolve().parents[1]
 
 def experiment_name(hparams_file):
     """The ``experiment`` key of the whole configuration (a key of its base files too)."""
-    from ltspk.hparams import hparams_text
+    from ltspk.train.layering import hparams_text
 
     for line in hparams_text(hparams_file).splitlines():
         if line.startswith("experiment:"):
@@ -53,7 +53,7 @@ def run_record(hparams_file, extra):
     merged in) and the arguments, but for ``--output_folder`` (the folder itself, which may move)."""
     import hashlib
 
-    from ltspk.hparams import hparams_text
+    from ltspk.train.layering import hparams_text
 
     args = list(extra)
     if "--output_folder" in args:
@@ -130,7 +130,7 @@ def main(argv=None):
     problems = [p for hp, folder, extra in runs if (p := reuse_problem(folder, run_record(hp, extra)))]
     if problems:
         sys.exit("error: run folder(s) made with other settings than this sweep's:\n  " + "\n  ".join(problems))
-    from ltspk.atomic import write_json
+    from ltspk.runtime.atomic import write_json
 
     for n, (hp, folder, extra) in enumerate(runs, start=1):
         folders.append(folder)
@@ -154,4 +154,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -1,17 +1,14 @@
 #!/usr/bin/env python3
 """The TDE study over CausalNorm runs: cos(x, d) by shot group, alpha chosen vs the paper's rule,
-and TDE - plain accuracy with intervals (``ltspk.tde_study``).
+and TDE - plain accuracy with intervals (``ltspk.compare.tde_study``).
 
   python recipes/tde_study.py RUN_DIR [RUN_DIR ...] --out DIR     # writes DIR/tde_study.md, DIR/tde_study.png
 """
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from ltspk.errors import LtspkError  # noqa: E402
+from ltspk.cli.entry import run
 
 
 def main(argv=None):
@@ -19,22 +16,19 @@ def main(argv=None):
     ap.add_argument("runs", nargs="+", help="evaluated CausalNorm run folders (seeds of one or more configurations)")
     ap.add_argument("--out", default="tde_study", help="output folder (default: %(default)s)")
     a = ap.parse_args(argv)
-    from ltspk.atomic import staged_folder, write_text
-    from ltspk.comparison import load_run
-    from ltspk.plots import context
-    from ltspk.tde_study import markdown, plot, study
+    from ltspk.compare.comparison import load_run
+    from ltspk.compare.plots import context
+    from ltspk.compare.tde_study import markdown, plot, study
+    from ltspk.runtime.atomic import staged_folder, write_text
 
-    try:
-        runs = [load_run(r) for r in a.runs]
-        rows = study(runs)
-        table = markdown(rows, synthetic=any(r.info.get("synthetic") for r in runs))
-        with staged_folder(Path(a.out)) as tmp:
-            write_text(tmp / "tde_study.md", table)
-            plot(rows, tmp / "tde_study.png", "TDE study: " + context(runs))
-    except LtspkError as e:
-        sys.exit(f"error: {e}")
+    runs = [load_run(r) for r in a.runs]
+    rows = study(runs)
+    table = markdown(rows, synthetic=any(r.info.get("synthetic") for r in runs))
+    with staged_folder(Path(a.out)) as tmp:
+        write_text(tmp / "tde_study.md", table)
+        plot(rows, tmp / "tde_study.png", "TDE study: " + context(runs))
     print(table)
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -15,7 +15,7 @@ To train a run for more epochs, ask for it: the extension is recorded in its che
 
   python recipes/train.py hparams/demo_tde.yaml --output_folder DIR --number_of_epochs 20 --extend_epochs
 
-Fine-tuning a pretrained embedder with any head (ltspk/pretrained.py), with any hparams file:
+Fine-tuning a pretrained embedder with any head (ltspk/train/pretrained.py), with any hparams file:
 
   python recipes/train.py hparams/folder_la.yaml --data_folder DIR --output_folder runs/ft \
       --pretrained_embedder MODEL_DIR|RUN_DIR [--embedder_lr_scale 0.1]
@@ -27,12 +27,9 @@ otherwise); the weights are loaded only when training starts from scratch.
 """
 
 import logging
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from ltspk.errors import LtspkError  # noqa: E402  (ltspk first: it keeps SpeechBrain's torchvision notice out)
+from ltspk.cli.entry import run
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +40,8 @@ EXTEND = "--extend_epochs"  # train.py's own flag: a larger number_of_epochs con
 def main(argv):
     import speechbrain as sb  # here, not at the top: --help needs neither SpeechBrain nor torch
 
-    from ltspk.hparams import load_hparams
-    from ltspk.runlock import RunLock
+    from ltspk.runtime.runlock import RunLock
+    from ltspk.train.hparams import load_hparams
 
     argv = list(argv)
     extend = EXTEND in argv
@@ -59,17 +56,23 @@ def main(argv):
 def save_hyperparams(hparams_file, overrides, folder):
     """<folder>/hyperparams.yaml as SpeechBrain writes it (references resolved, overrides applied), of the
     whole configuration (its base files merged in), with the paths inside the run folder as
-    ``!ref <output_folder>/...`` (``ltspk.hparams.relocatable_text``)."""
+    ``!ref <output_folder>/...`` (``ltspk.train.run_folder.relocatable_text``)."""
     from hyperpyyaml import resolve_references
 
-    from ltspk.atomic import write_text
-    from ltspk.hparams import absolute_external_paths, hparams_text, relocatable_text
+    from ltspk.runtime.atomic import write_text
+    from ltspk.train.hparams import referenced_keys
+    from ltspk.train.layering import hparams_text
+    from ltspk.train.run_folder import absolute_external_paths, relocatable_text
 
-    text = resolve_references(hparams_text(hparams_file, overrides or ""), overrides).getvalue()
+    source = hparams_text(hparams_file, overrides or "")
+    text = resolve_references(source, overrides).getvalue()
     text = relocatable_text(text, folder)  # the run's own files relative to it: the folder may be moved
     text = absolute_external_paths(text)  # the corpus where it is: the run may be evaluated from anywhere
+    # keys that only held values for references (aam_margin) are resolved away: named here, the key
+    # check (ltspk.train.hparams.referenced_keys) knows them when the run folder is read again
+    refs = " ".join(f"<{k}>" for k in sorted(referenced_keys(source)))
     write_text(Path(folder) / "hyperparams.yaml", f"# Generated from:\n# {Path(hparams_file).resolve()}\n"
-                                                  f"# yamllint disable\n{text}")
+                                                  f"# References resolved: {refs}\n# yamllint disable\n{text}")
 
 
 def train(hparams, hparams_file, run_opts, overrides, extend_epochs=False):
@@ -78,15 +81,15 @@ def train(hparams, hparams_file, run_opts, overrides, extend_epochs=False):
     out = hparams["output_folder"]
     sb.create_experiment_directory(out, overrides=overrides)
 
-    from ltspk.evaluate import evaluate
-    from ltspk.experiment import Experiment
+    from ltspk.evaluation.evaluate import evaluate
+    from ltspk.train.experiment import Experiment
 
     exp = Experiment(hparams, run_opts, extend_epochs)  # refuses a checkpoint of another configuration or settings ...
     if sb.utils.distributed.if_main_process():
         save_hyperparams(hparams_file, overrides, out)  # ... before its hyperparams.yaml is replaced
     exp.fit()
     if hparams.get("evaluate_after_training", True) and sb.utils.distributed.if_main_process():
-        from ltspk.records import headline
+        from ltspk.evaluation.records import headline
 
         if exp.selects_checkpoint():
             exp.recover()  # the best checkpoint (ckpt_min_key / ckpt_max_key) or the average of the last N
@@ -97,11 +100,4 @@ def train(hparams, hparams_file, run_opts, overrides, extend_epochs=False):
 
 
 if __name__ == "__main__":
-    from ltspk.hparams import help_requested
-
-    if help_requested(sys.argv[1:], __doc__):
-        sys.exit(0)
-    try:
-        main(sys.argv[1:])
-    except LtspkError as e:
-        sys.exit(f"error: {e}")
+    run(main, __doc__)

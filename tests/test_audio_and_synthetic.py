@@ -7,13 +7,13 @@ import pytest
 import soundfile as sf
 import torch
 
-from ltspk.atomic import atomic_open
 from ltspk.data.audio import load, probe
 from ltspk.data.manifest import read_manifest
 from ltspk.data.prepare import PrepOptions
 from ltspk.data.synthetic import make_corpus
 from ltspk.data.voxceleb import prepare_voxceleb
-from ltspk.errors import DataError
+from ltspk.runtime.atomic import atomic_open
+from ltspk.runtime.errors import DataError
 
 
 def test_fsdd_resampled_to_16k(fsdd):

@@ -1,4 +1,4 @@
-"""Augmentation as SpeechBrain's recipe does it (ltspk.augment): SpeechBrain's Augmenter over
+"""Augmentation as SpeechBrain's recipe does it (ltspk.train.augment): SpeechBrain's Augmenter over
 AddNoise / AddReverb from folders the test writes, and the data-free DropFreq, DropChunk and
 SpeedPerturb; labels replicated in the order of the augmented batch; the log says what is off."""
 
@@ -11,9 +11,9 @@ import torch
 from conftest import write_audio
 from speechbrain.augment.time_domain import DropChunk, DropFreq, SpeedPerturb
 
-from ltspk.augment import build_augmenter, summary, write_augment_csv
-from ltspk.errors import DataError
-from ltspk.hparams import hparams_text, merge_text
+from ltspk.runtime.errors import DataError
+from ltspk.train.augment import build_augmenter, summary, write_augment_csv
+from ltspk.train.layering import hparams_text, merge_text
 
 
 def data_free(speeds=(90, 100, 110)):
@@ -105,7 +105,7 @@ def test_with_folders_every_augmenter_runs_and_labels_follow_the_copies(folders,
 
 
 AUGMENT_YAML = """
-wav_augment: !apply:ltspk.augment.build_augmenter
+wav_augment: !apply:ltspk.train.augment.build_augmenter
     noise_folder: null
     rir_folder: null
     augmentations:
@@ -122,7 +122,7 @@ def test_a_training_run_with_the_augmenter_keeps_labels_aligned(tmp_path_factory
     import speechbrain as sb
     from test_resume_exact import ROOT, train
 
-    from ltspk.brain import SpeakerBrain
+    from ltspk.train.brain import SpeakerBrain
 
     runs = tmp_path_factory.getbasetemp() / "tiny_runs"  # corpus and preparation shared with other modules' runs
     runs.mkdir(exist_ok=True)

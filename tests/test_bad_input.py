@@ -9,8 +9,8 @@ from speechbrain.dataio.encoder import CategoricalEncoder
 
 from ltspk.data.pipeline import class_counts, crop_pipeline, full_pipeline, label_encoder
 from ltspk.data.trials import generate_trials, read_cnceleb_trials, read_voxceleb_trials
-from ltspk.embeddings_io import load_embeddings, save_embeddings
-from ltspk.errors import DataError
+from ltspk.embedding.tables import load_embeddings, save_embeddings
+from ltspk.runtime.errors import DataError
 
 
 def test_label_encoder_mismatch(tmp_path):
@@ -111,9 +111,9 @@ def test_audio_shorter_than_the_receptive_field_is_named(tmp_path):
     from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
     from speechbrain.processing.features import InputNormalization
 
-    from ltspk.brain import SpeakerBrain
     from ltspk.data.manifest import Utterance
-    from ltspk.embed import embed_manifest
+    from ltspk.embedding.cache import embed_manifest
+    from ltspk.train.brain import SpeakerBrain
 
     torch.manual_seed(0)
     modules = {"compute_features": Fbank(n_mels=20), "mean_var_norm": InputNormalization(norm_type="sentence"),

@@ -21,7 +21,7 @@ def manifest(tmp_path):
 
 
 def test_embedding_cache_is_made_again_when_the_audio_changes(manifest, tmp_path, monkeypatch):
-    import ltspk.embed as embed
+    import ltspk.embedding.cache as embed
 
     csv, rows = manifest
     calls = []
@@ -44,8 +44,8 @@ def test_embedding_cache_is_made_again_when_the_audio_changes(manifest, tmp_path
 
 
 def test_embedding_cache_names_a_missing_audio_file(manifest, tmp_path):
-    from ltspk.embed import cached_embeddings
-    from ltspk.errors import DataError
+    from ltspk.embedding.cache import cached_embeddings
+    from ltspk.runtime.errors import DataError
 
     csv, rows = manifest
     os.unlink(rows[0].wav)
@@ -58,7 +58,7 @@ def test_an_edited_counts_json_is_not_reused(vox1_tree, tmp_path):
 
     from ltspk.data.prepare import PrepOptions
     from ltspk.data.prepared import check_prepared, ensure_prepared
-    from ltspk.errors import DataError
+    from ltspk.runtime.errors import DataError
 
     opts, corpus = PrepOptions(holdout_per_speaker=1, progress=False, workers=1), {"train_sets": ["vox1_dev"]}
     out = tmp_path / "prep"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from ltspk.calibration import LogisticCalibration, act_dcf, bayes_threshold, calibrate_trials, cllr, min_cllr, pav_llrs
-from ltspk.metrics import min_dcf
+from ltspk.evaluation.calibration import LogisticCalibration, act_dcf, bayes_threshold, calibrate_trials, cllr, min_cllr, pav_llrs
+from ltspk.evaluation.metrics import min_dcf
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 

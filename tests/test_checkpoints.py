@@ -9,10 +9,10 @@ import pytest
 import torch
 from speechbrain.utils.checkpoints import Checkpointer, mark_as_loader, mark_as_saver, register_checkpoint_hooks
 
-from ltspk.checkpoints import AtomicCheckpointer
-from ltspk.errors import LtspkError
-from ltspk.fingerprint import CheckpointMismatch
-from ltspk.rng import RNGState
+from ltspk.runtime.checkpoints import AtomicCheckpointer
+from ltspk.runtime.errors import LtspkError
+from ltspk.runtime.fingerprint import CheckpointMismatch
+from ltspk.runtime.rng import RNGState
 
 
 @register_checkpoint_hooks
@@ -109,7 +109,7 @@ def test_other_configuration_is_refused_naming_both(aam_run):
 def test_permuted_label_encoder_is_refused_naming_the_file(aam_run):
     from test_resume_exact import argv, train
 
-    from ltspk.experiment import trained_experiment
+    from ltspk.train.experiment import trained_experiment
 
     tmp, out = aam_run
     enc = out / "save" / "label_encoder.txt"
@@ -134,13 +134,13 @@ def _ddp_saver(rank, port, folder, delay):
 
     import torch.distributed as dist
 
-    import ltspk.checkpoints
+    import ltspk.runtime.checkpoints
 
     os.environ["RANK"] = str(rank)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     if rank == 0:  # a slow disk on the main process: the metafile appears late
         replace = os.replace
-        ltspk.checkpoints.os.replace = lambda *a: (time.sleep(delay), replace(*a))
+        ltspk.runtime.checkpoints.os.replace = lambda *a: (time.sleep(delay), replace(*a))
     ckpt = AtomicCheckpointer(folder, recoverables={"lin": torch.nn.Linear(2, 2)})
     for step in range(3):
         ckpt.save_and_keep_only(meta={"step": step}, num_to_keep=1)

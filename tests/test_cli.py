@@ -168,7 +168,8 @@ def test_prepare_cnceleb_passes_concat_min_seconds(cn_trees, tmp_path):
 
 @pytest.mark.parametrize("script", ["train.py", "evaluate.py", "retrain_classifier.py"])
 def test_recipe_help_describes_the_recipe_and_its_keys(script):
-    from ltspk.hparams import MAIN_KEYS, known_keys
+    from ltspk.cli.help import MAIN_KEYS
+    from ltspk.train.hparams import known_keys
 
     assert set(MAIN_KEYS) <= known_keys()
     r = subprocess.run([sys.executable, str(ROOT / "recipes" / script), "--help"], capture_output=True, text=True,

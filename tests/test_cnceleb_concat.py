@@ -13,7 +13,7 @@ from ltspk.data.manifest import Utterance, read_manifest
 from ltspk.data.prepare import PrepOptions
 from ltspk.data.prepared import check_prepared, prepare_whole
 from ltspk.data.summary import load_counts, summary_text
-from ltspk.errors import DataError
+from ltspk.runtime.errors import DataError
 
 SR = 16000
 MIN = 2.0

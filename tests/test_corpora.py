@@ -11,7 +11,7 @@ from ltspk.data.manifest import read_manifest
 from ltspk.data.prepare import PrepOptions
 from ltspk.data.trials import read_trials
 from ltspk.data.voxceleb import list_vox2_dev, prepare_voxceleb
-from ltspk.errors import DataError
+from ltspk.runtime.errors import DataError
 
 NO_HOLDOUT = PrepOptions(holdout_per_speaker=0, progress=False)
 
@@ -171,7 +171,7 @@ def test_voxceleb1_alone_needs_no_vox2_folder(vox1_tree, tmp_path):
     import speechbrain as sb
 
     from ltspk.data.corpora import options_from_hparams
-    from ltspk.hparams import load_hparams
+    from ltspk.train.hparams import load_hparams
 
     hp = Path(__file__).resolve().parents[1] / "hparams" / "voxceleb_aam.yaml"
     _, _, ov = sb.parse_arguments([str(hp), "--data_folder", str(vox1_tree), "--train_sets", "[vox1_dev]"])

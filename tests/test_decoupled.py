@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from ltspk.decoupled import choose_power, crt, fit_linear, lws, ncm, tau_normalized_logits
+from ltspk.longtail.decoupled import choose_power, crt, fit_linear, lws, ncm, tau_normalized_logits
 
 W = [[2.0, 0.0], [0.0, 1.0]]
 
@@ -66,7 +66,7 @@ def test_crt_learns_a_balanced_classifier():
 
 
 def test_small_corpora_get_a_minimum_number_of_steps():
-    from ltspk.decoupled import _epochs_for
+    from ltspk.longtail.decoupled import _epochs_for
 
     assert _epochs_for(100_000, 10, 256, 500) == 10  # large: the paper's epochs
     assert _epochs_for(931, 10, 256, 500) == 125  # 4 steps an epoch -> 125 epochs = 500 steps
@@ -135,7 +135,7 @@ def test_fit_linear_instance_sampling_with_a_logit_offset_by_hand():
 
 
 def test_balanced_batches_follow_the_sampling_power():
-    from ltspk.decoupled import _balanced_batches
+    from ltspk.longtail.decoupled import _balanced_batches
 
     y = np.array([0] * 95 + [1] * 5)
     inst = [(e, idx.numpy()) for e, idx in _balanced_batches(y, 2, 30, seed=0, q=1.0)]

@@ -13,7 +13,7 @@ from conftest import recipe_module, write_audio
 from test_train_e2e import ROOT, TINY, run
 
 from ltspk.data.prepare import PrepOptions
-from ltspk.embeddings_io import load_embeddings
+from ltspk.embedding.tables import load_embeddings
 
 EPOCHS = ("--number_of_epochs", "1")  # the run's: a run is used only with the settings it was trained with
 
@@ -134,7 +134,7 @@ def test_extract_help_lists_every_option_with_its_default(monkeypatch):
     ({"min_seconds": None, "prep_options": None}, PrepOptions.min_seconds),  # neither: PrepOptions' default
 ])
 def test_extract_audio_dir_min_seconds_from_the_run(hparams, shortest, tmp_path):
-    from ltspk.errors import DataError
+    from ltspk.runtime.errors import DataError
 
     d = tmp_path / "audio"
     write_audio(d / "long.wav", 0.6)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from ltspk.decoupled import TAU_NORM, choose_power, lws, tau_norm_neutral, tau_normalized_logits
 from ltspk.heads import AAMHead, CausalNormHead, CosineHead, SoftmaxHead
+from ltspk.longtail.decoupled import TAU_NORM, choose_power, lws, tau_norm_neutral, tau_normalized_logits
 
 W = [[3.0, 0.0], [0.0, 1.0]]  # class 0's weight is 3 times longer than class 1's
 X = [[1.0, 2.0]]  # cos to class 0: 1/sqrt 5, to class 1: 2/sqrt 5
@@ -80,7 +80,7 @@ def test_validation_ties_go_to_the_heads_neutral_power():
     (0.1, 1 + 0.1 / (1 + math.e) - 0.02),
 ])
 def test_lws_step_with_weight_decay_by_hand(monkeypatch, weight_decay, expected):
-    import ltspk.decoupled as dec
+    import ltspk.longtail.decoupled as dec
 
     monkeypatch.setattr(dec, "_balanced_batches", lambda y, epochs, bs, seed, q=0.0: iter([(0, torch.tensor([0, 1]))]))
     s = lws(np.eye(2), [0, 1], epochs=1, lr=0.2, batch_size=2, min_steps=1, weight_decay=weight_decay)
@@ -101,8 +101,8 @@ def test_lws_weight_decay_defaults_to_kangs_and_shows_in_the_hparams():
 
 
 def _records(run, rows):
-    from ltspk.atomic import write_json
-    from ltspk.records import Record, stage_document
+    from ltspk.evaluation.records import Record, stage_document
+    from ltspk.runtime.atomic import write_json
 
     recs = [Record("evaluate", "speaker_id", fam, "spkid_valid", {"overall": acc}, {param: v}, "validation")
             for fam, param, v, acc in rows]
@@ -110,7 +110,7 @@ def _records(run, rows):
 
 
 def test_chosen_inference_is_the_best_on_validation_with_ties_to_plain(tmp_path):
-    from ltspk.export import chosen_inference
+    from ltspk.train.export import chosen_inference
 
     head = CausalNormHead(4, 2)
     _records(tmp_path, [("posthoc_la", "posthoc_tau", 0.0, 80.0), ("posthoc_la", "posthoc_tau", 1.0, 85.0),
@@ -124,7 +124,7 @@ def test_chosen_inference_is_the_best_on_validation_with_ties_to_plain(tmp_path)
 
 
 def test_deployed_head_applies_post_hoc_adjustment_by_hand():
-    from ltspk.export import DeployedHead
+    from ltspk.train.export import DeployedHead
 
     head = CosineHead(2, 2, scale=30.0)
     with torch.no_grad():
@@ -140,13 +140,13 @@ def test_exported_yaml_has_the_chosen_inference_and_no_training_only_arguments()
     from hyperpyyaml import load_hyperpyyaml
     from test_train_e2e import ROOT
 
-    from ltspk.export import DeployedHead, export_yaml
-    from ltspk.hparams import hparams_text
+    from ltspk.train.export import DeployedHead, export_yaml
+    from ltspk.train.layering import hparams_text
 
     text = export_yaml(hparams_text(ROOT / "hparams" / "demo_tde.yaml"), 5, {"output_folder": "/x", "data_folder": "/y"},
                        {"family": "tde", "params": {"tde_alpha": 1.5}, "valid_accuracy": 90.0, "split": "spkid_valid"})
     classifier = text[text.index("classifier:"):text.index("\nmodules:")]
-    assert "!new:ltspk.export.DeployedHead" in classifier and "family: tde" in classifier
+    assert "!new:ltspk.train.export.DeployedHead" in classifier and "family: tde" in classifier
     assert not re.search(r"^\s+(alpha|mu|la_tau|margin):", classifier, re.M), classifier
     assert "classify_batch gives the logits of the inference chosen on spkid_valid: tde (tde_alpha 1.5)" in text
     built = load_hyperpyyaml(text)["classifier"]

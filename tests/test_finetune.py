@@ -1,4 +1,4 @@
-"""Fine-tuning from a pretrained embedder (ltspk.pretrained): a run starts from a SpeechBrain model
+"""Fine-tuning from a pretrained embedder (ltspk.train.pretrained): a run starts from a SpeechBrain model
 folder's (or an ltspk run's) embedding model, trains the embedder at embedder_lr_scale x the head's
 learning rate through every schedule update, refuses a pretrained model of other shapes before any
 training, and never loads the pretrained weights again when it resumes.
@@ -12,8 +12,8 @@ import pytest
 import torch
 from test_resume_exact import ROOT, Stop, assert_same, checkpoints, outcome, stop_after_epoch, train
 
-from ltspk.brain import SpeakerBrain
-from ltspk.hparams import hparams_text
+from ltspk.train.brain import SpeakerBrain
+from ltspk.train.layering import hparams_text
 
 ECAPA = ("!new:speechbrain.lobes.models.ECAPA_TDNN.ECAPA_TDNN {input_size: 40, channels: [16, 16, 48], "
          "kernel_sizes: [5, 3, 1], dilations: [1, 2, 1], attention_channels: 8, res2net_scale: 2, se_channels: 8, "
@@ -135,7 +135,7 @@ def test_resume_continues_from_the_checkpoint_not_the_folder(ft, monkeypatch):
 
     def refuse(*args, **kwargs):
         raise AssertionError("pretrained weights loaded again on resume")
-    monkeypatch.setattr("ltspk.pretrained.load_pretrained_embedder", refuse)
+    monkeypatch.setattr("ltspk.train.pretrained.load_pretrained_embedder", refuse)
     resumed = train(tmp, "stopped", "--pretrained_embedder", str(folder), "--embedder_lr_scale", "0.25")
     assert_same(outcome(resumed), outcome(tmp / "ref"))  # exactly the uninterrupted fine-tuning run
     refused = r"other parameter groups than this run's|embedder_lr_scale: 0.25 \(checkpoint\) vs None"
@@ -162,9 +162,8 @@ def test_per_step_schedule_keeps_the_ratio_and_a_run_folder_is_a_source(ft):
 
 
 def test_a_pretrained_model_of_other_shapes_is_refused_before_training(ft):
-    from ltspk.brain import HparamsError
-    from ltspk.errors import DataError
-    from ltspk.pretrained import PretrainedMismatch
+    from ltspk.runtime.errors import DataError, HparamsError
+    from ltspk.train.pretrained import PretrainedMismatch
 
     tmp, *_ = ft
     narrow = write_sb_folder(tmp / "sb_lin24", lin=24)
@@ -185,7 +184,7 @@ def test_a_pretrained_model_of_other_shapes_is_refused_before_training(ft):
 
 
 def test_with_finetune_keys_adds_only_what_an_override_names():
-    from ltspk.pretrained import with_finetune_keys
+    from ltspk.train.pretrained import with_finetune_keys
 
     text = hparams_text(ROOT / "hparams" / "folder_aam.yaml")
     assert with_finetune_keys(text, "lr: 0.1\nprep_options: !new:x.Y {a: 1}") == text
@@ -198,10 +197,10 @@ def test_a_run_source_is_the_checkpoint_its_evaluation_uses(tmp_path):
     by ckpt_max_key, the mean of the last ckpt_average_last epochs, else the latest."""
     from test_identify import MODULES, _modules
 
-    from ltspk.averaging import mean_state_dicts
-    from ltspk.checkpoints import AtomicCheckpointer
-    from ltspk.embedders import RunEmbedder, run_checkpoints
-    from ltspk.pretrained import check_pretrained_embedder, load_pretrained_embedder
+    from ltspk.embedding.embedders import RunEmbedder, run_checkpoints
+    from ltspk.runtime.averaging import mean_state_dicts
+    from ltspk.runtime.checkpoints import AtomicCheckpointer
+    from ltspk.train.pretrained import check_pretrained_embedder, load_pretrained_embedder
 
     def run(name, extra):
         dest = tmp_path / name

@@ -13,7 +13,7 @@ from ltspk.data.folder import list_speaker_folders, prepare_folder, read_user_tr
 from ltspk.data.manifest import read_manifest
 from ltspk.data.prepare import PrepOptions
 from ltspk.data.trials import generate_trials, read_trials
-from ltspk.errors import DataError
+from ltspk.runtime.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
 OPTS = PrepOptions(holdout_per_speaker=0, progress=False, workers=2)

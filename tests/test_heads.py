@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ltspk.heads import AAMHead, CausalNormHead, CosineHead, SoftmaxHead, log_priors
-from ltspk.losses import focal_loss
+from ltspk.train.losses import focal_loss
 
 G = 1 / 32
 
@@ -140,7 +140,7 @@ def test_head_errors():
 
 
 def test_tde_embeddings_by_hand():
-    from ltspk.evaluate import tde_embeddings
+    from ltspk.evaluation.evaluate import tde_embeddings
 
     h = causal_head()
     with torch.no_grad():
@@ -213,7 +213,7 @@ def test_brain_gives_the_head_each_epochs_learning_rate():
 
     import speechbrain as sb
 
-    from ltspk.brain import SpeakerBrain
+    from ltspk.train.brain import SpeakerBrain
 
     head = CausalNormHead(4, 2, mu="lr_tied")
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.01)

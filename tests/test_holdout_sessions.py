@@ -18,7 +18,7 @@ from ltspk.data.longtail import (
 from ltspk.data.manifest import Utterance, read_manifest
 from ltspk.data.prepare import PrepOptions
 from ltspk.data.voxceleb import prepare_voxceleb
-from ltspk.errors import DataError
+from ltspk.runtime.errors import DataError
 
 
 def utt(spk, sess, k):
@@ -238,7 +238,8 @@ def test_dspspeech20_words_as_sessions(dspspeech20, tmp_path):
 
 def test_identify_enrol_holds_out_whole_sessions():
     from ltspk.data.folder import id_session
-    from ltspk.enrolment import EnrolSettings, assign_roles, holdout_counts
+    from ltspk.identify.settings import EnrolSettings
+    from ltspk.identify.split import assign_roles, holdout_counts
 
     assert id_session("spk/call3/001") == "call3" and id_session("spk/spk-w1-2", r"^[^-]+-(?P<session>[^-]+)-") == "w1"
     assert id_session("spk/file") is None

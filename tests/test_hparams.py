@@ -8,7 +8,7 @@ import pytest
 import torch
 from hyperpyyaml import load_hyperpyyaml
 
-from ltspk.hparams import hparams_text
+from ltspk.train.layering import hparams_text
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = sorted((ROOT / "hparams").glob("*.yaml"))
@@ -48,7 +48,7 @@ REAL = [f for f in FILES if f.stem.split("_")[0] in ("voxceleb", "cnceleb", "lib
 def test_real_corpus_recipes_train_as_speechbrains(path, tmp_path, monkeypatch):
     from speechbrain.utils.checkpoints import DEFAULT_SAVE_HOOKS, get_default_hook
 
-    from ltspk import schedulers
+    from ltspk.train import schedulers
 
     monkeypatch.setenv("SB_GLOBAL_SEED", os.environ.get("SB_GLOBAL_SEED", "563375142"))  # seed_everything sets it
     text = hparams_text(path)

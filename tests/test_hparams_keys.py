@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from ltspk.hparams import HparamsError, check_keys, hparams_text, load_hparams, merge_text
+from ltspk.runtime.errors import HparamsError
+from ltspk.train.hparams import check_keys, load_hparams
+from ltspk.train.layering import hparams_text, merge_text
 
 ROOT = Path(__file__).resolve().parents[1]
 

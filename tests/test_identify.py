@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from ltspk.errors import DataError
+from ltspk.runtime.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
 FSDD = ROOT.parent / "shared" / "data" / "fsdd" / "recordings"
@@ -65,7 +65,7 @@ def write_sb_folder(dest, dim=32, seed=0):
 
 def write_run_folder(dest, dim=32, seed=1):
     """An ltspk run folder: its hyperparams.yaml and one checkpoint as training saves it."""
-    from ltspk.checkpoints import AtomicCheckpointer
+    from ltspk.runtime.checkpoints import AtomicCheckpointer
 
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -95,7 +95,7 @@ def sb_model(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def embedder(sb_model):
-    from ltspk.embedders import SpeechBrainEmbedder
+    from ltspk.embedding.embedders import SpeechBrainEmbedder
 
     return SpeechBrainEmbedder(sb_model)
 
@@ -116,14 +116,14 @@ def test_speechbrain_folder_gives_encoder_classifier_embeddings(sb_model, embedd
     assert embedder.sample_rate == 16000 and embedder.spec()["kind"] == "speechbrain"
     # the fingerprint follows the weights, not the folder's place
     other = write_sb_folder(tmp_path / "copy")
-    from ltspk.embedders import SpeechBrainEmbedder, load_embedder
+    from ltspk.embedding.embedders import SpeechBrainEmbedder, load_embedder
 
     assert SpeechBrainEmbedder(other).fingerprint() == embedder.fingerprint()
     assert load_embedder(write_sb_folder(tmp_path / "seed1", seed=1)).fingerprint() != embedder.fingerprint()
 
 
 def test_run_folder_embedder_restores_the_checkpoint(tmp_path):
-    from ltspk.embedders import RunEmbedder, load_embedder
+    from ltspk.embedding.embedders import RunEmbedder, load_embedder
 
     run, mods = write_run_folder(tmp_path / "run")
     emb = load_embedder(str(run))
@@ -143,7 +143,7 @@ def test_run_folder_embedder_restores_the_checkpoint(tmp_path):
 
 
 def test_embedder_bad_input(tmp_path):
-    from ltspk.embedders import load_embedder
+    from ltspk.embedding.embedders import load_embedder
 
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "hyperparams.yaml").write_text("x: 1\n")
@@ -160,7 +160,7 @@ def test_embedder_bad_input(tmp_path):
 
 
 def test_resemblyzer_embedder():
-    from ltspk.embedders import load_embedder, resemblyzer_available
+    from ltspk.embedding.embedders import load_embedder, resemblyzer_available
 
     if not resemblyzer_available():
         pytest.skip("resemblyzer is not installed (optional: pip install 'ltspk[identify-resemblyzer]')")
@@ -186,8 +186,9 @@ def _blobs(seed=0, n=(30, 12, 5, 3), dim=16):
 
 
 def test_classifiers_reuse_the_decoupled_stage(tmp_path):
-    from ltspk.decoupled import crt, ncm, tau_normalized_logits
-    from ltspk.enrolment import EnrolSettings, Scorer, fit_methods, ncm_scorer, train_linear
+    from ltspk.identify.methods import Scorer, fit_methods, ncm_scorer, train_linear
+    from ltspk.identify.settings import EnrolSettings
+    from ltspk.longtail.decoupled import crt, ncm, tau_normalized_logits
 
     x, y, xv, yv, counts = _blobs()
     w, b = train_linear(x, y, 4, q=0.0, seed=3, min_steps=50)  # q = 0: cRT itself, the same loop: equal bits
@@ -214,7 +215,7 @@ def test_enrolment_linear_classifier_by_hand():
     3 full-size steps, momentum 0.9, weight decay, cosine learning rate, computed here in float64."""
     import math
 
-    from ltspk.enrolment import train_linear
+    from ltspk.identify.methods import train_linear
 
     x = np.array([[1.0, 0.2, 0.0], [0.8, -0.3, 0.1], [0.9, 0.1, -0.2], [-0.2, 1.0, 0.3], [0.1, -0.4, 1.0]])
     y = np.array([0, 0, 0, 1, 2])
@@ -240,7 +241,7 @@ def test_enrolment_linear_classifier_by_hand():
 
 
 def test_enrolment_linear_classifier_fits_a_long_tail():
-    from ltspk.enrolment import train_linear
+    from ltspk.identify.methods import train_linear
 
     x, y, xv, yv, _ = _blobs()
     w, b = train_linear(x - x.mean(0), y, 4, seed=0, lr=1.0, min_steps=300)
@@ -250,7 +251,8 @@ def test_enrolment_linear_classifier_fits_a_long_tail():
 
 def test_split_is_per_speaker_and_keeps_small_speakers():
     from ltspk.data.manifest import Utterance
-    from ltspk.enrolment import EnrolSettings, assign_roles, resolve_impostors
+    from ltspk.identify.settings import EnrolSettings
+    from ltspk.identify.split import assign_roles, resolve_impostors
 
     def rows(spec):
         return sorted((Utterance(f"{s}/{k}", 1.0, f"/x/{s}/{k}.wav", 0, 16000, s) for s, n in spec.items()
@@ -282,7 +284,8 @@ def test_long_tail_is_drawn_after_the_hold_out():
     validation recordings (the split of the full data) and impostors keep all theirs."""
     from ltspk.data.longtail import longtail_targets
     from ltspk.data.manifest import Utterance
-    from ltspk.enrolment import EnrolSettings, assign_roles, longtail_enrolment
+    from ltspk.identify.settings import EnrolSettings
+    from ltspk.identify.split import assign_roles, longtail_enrolment
 
     spk = [f"s{i}" for i in range(8)]
     rows = sorted((Utterance(f"{s}/{k:02d}", 1.0, f"/x/{s}/{k}.wav", 0, 16000, s) for s in spk for k in range(30)),
@@ -300,7 +303,7 @@ def test_long_tail_is_drawn_after_the_hold_out():
 
 
 def test_embedding_cache_file_accumulates(tmp_path):
-    from ltspk.enrolment import read_cache, write_cache
+    from ltspk.identify.embedding import read_cache, write_cache
 
     src, other = {"embedder": "a"}, {"embedder": "b"}
     f = tmp_path / "cache.npz"
@@ -342,7 +345,7 @@ def _same_model(a, b):
 
 
 def test_enrol_identify_add_equals_enrolling_from_scratch(tmp_path, embedder):
-    from ltspk.enrolment import EnrolmentModel, EnrolSettings, add_speakers, enrol
+    from ltspk.identify import EnrolmentModel, EnrolSettings, add_speakers, enrol
 
     old = {"s01": 24, "s02": 12, "s03": 8, "s04": 6, "s05": 5, "s06": 4, "s07": 4}
     new = {"s08": 7, "s09": 1}  # s09: one recording, enrolled whole, never tested
@@ -390,8 +393,8 @@ def test_enrol_identify_add_equals_enrolling_from_scratch(tmp_path, embedder):
 
 
 def test_enrolment_bad_input(tmp_path, embedder, sb_model, monkeypatch):
-    from ltspk.embedders import SpeechBrainEmbedder
-    from ltspk.enrolment import EnrolmentModel, EnrolSettings, enrol
+    from ltspk.embedding.embedders import SpeechBrainEmbedder
+    from ltspk.identify import EnrolmentModel, EnrolSettings, enrol
 
     _synthetic_speakers(tmp_path / "one", {"solo": 6})
     with pytest.raises(DataError, match="needs at least 2"):
@@ -436,7 +439,7 @@ def test_load_waveform_reads_only_the_frames_max_seconds_keeps(tmp_path, monkeyp
     from types import SimpleNamespace
 
     import ltspk.data.audio as audio
-    from ltspk.enrolment import MIN_READ_FRAMES, load_waveform
+    from ltspk.identify.resample import MIN_READ_FRAMES, load_waveform
 
     def whole_then_cut(path, start=0, stop=None, max_seconds=None):
         wav = audio.load(str(path), start, stop, sample_rate=16000)
@@ -468,7 +471,7 @@ def test_load_waveform_reads_only_the_frames_max_seconds_keeps(tmp_path, monkeyp
 
 def test_list_rows_from_a_manifest(tmp_path):
     from ltspk.data.manifest import Utterance, write_manifest
-    from ltspk.enrolment import list_rows
+    from ltspk.identify.rows import list_rows
 
     data = _synthetic_speakers(tmp_path / "d", {"b": 2, "a": 2})
     rows = [Utterance(f"{p.parent.name}/{p.stem}", 1.0, str(p), 0, sf.info(str(p)).frames, p.parent.name)

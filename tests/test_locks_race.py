@@ -10,7 +10,7 @@ import time
 import pytest
 from test_runlock import _dead_pid
 
-from ltspk.runlock import LOCK_NAME, OWNERLESS_GRACE_SECONDS, FolderLocked, RunLock
+from ltspk.runtime.runlock import LOCK_NAME, OWNERLESS_GRACE_SECONDS, FolderLocked, RunLock
 
 N_PROCS, TRIALS, HOLD = 4, 8, 0.15
 
@@ -59,7 +59,7 @@ def test_lock_file_naming_no_owner_is_taken_over_once_old(tmp_path, caplog):
         RunLock(tmp_path).acquire()  # young: maybe being written right now
     old = time.time() - OWNERLESS_GRACE_SECONDS - 1
     os.utime(lock, (old, old))
-    with caplog.at_level(logging.WARNING, logger="ltspk.runlock"), RunLock(tmp_path):
+    with caplog.at_level(logging.WARNING, logger="ltspk.runtime.runlock"), RunLock(tmp_path):
         assert json.loads(lock.read_text()) == {"pid": os.getpid(), "host": socket.gethostname()}
     assert f"taking over the lock file {lock}, which names no owner" in caplog.text
     assert not lock.exists()

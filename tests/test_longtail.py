@@ -11,7 +11,7 @@ from ltspk.data.longtail import (
     speaker_id_split,
 )
 from ltspk.data.manifest import Utterance, read_manifest, speaker_counts, write_manifest
-from ltspk.errors import DataError
+from ltspk.runtime.errors import DataError
 
 
 def rows(counts):

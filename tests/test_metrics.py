@@ -6,7 +6,7 @@ import torch
 from speechbrain.utils.metric_stats import EER as sb_eer
 from speechbrain.utils.metric_stats import minDCF as sb_min_dcf
 
-from ltspk.metrics import det_curve, eer, min_dcf, shot_group_accuracy, verification_metrics
+from ltspk.evaluation.metrics import det_curve, eer, min_dcf, shot_group_accuracy, verification_metrics
 
 
 def brute_force(scores, labels, p=0.01):

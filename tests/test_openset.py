@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ltspk.openset import dir_at_far, far_threshold, openset_report, oscr_auc, oscr_curve
+from ltspk.evaluation.openset import dir_at_far, far_threshold, openset_report, oscr_auc, oscr_curve
 
 KNOWN = [0.9, 0.8, 0.6, 0.3]
 CORRECT = [True, False, True, True]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from test_identify import FAST, _synthetic_speakers, write_sb_folder
 
-from ltspk.openset import far_at_threshold, min_impostor_probes, rate_interval, threshold_caution
+from ltspk.evaluation.openset import far_at_threshold, min_impostor_probes, rate_interval, threshold_caution
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -43,8 +43,8 @@ def test_few_impostor_probes_behind_a_threshold_are_a_caution():
 
 @pytest.fixture(scope="module")
 def enrolled(tmp_path_factory):
-    from ltspk.embedders import SpeechBrainEmbedder
-    from ltspk.enrolment import EnrolSettings, enrol
+    from ltspk.embedding.embedders import SpeechBrainEmbedder
+    from ltspk.identify import EnrolSettings, enrol
 
     tmp = tmp_path_factory.mktemp("openset")
     embedder = SpeechBrainEmbedder(write_sb_folder(tmp / "sb"))
@@ -69,18 +69,18 @@ def test_threshold_records_its_probes_and_cautions(enrolled):
 
 
 def test_enrol_warns_of_a_threshold_on_few_probes(tmp_path, caplog):
-    from ltspk.embedders import SpeechBrainEmbedder
-    from ltspk.enrolment import EnrolSettings, enrol
+    from ltspk.embedding.embedders import SpeechBrainEmbedder
+    from ltspk.identify import EnrolSettings, enrol
 
     embedder = SpeechBrainEmbedder(write_sb_folder(tmp_path / "sb"))
     data = _synthetic_speakers(tmp_path / "data", {"a": 6, "b": 5, "c": 4}, seed=3)
-    with caplog.at_level(logging.WARNING, logger="ltspk.enrolment"):
+    with caplog.at_level(logging.WARNING, logger="ltspk.identify"):
         enrol(embedder, data, tmp_path / "m", EnrolSettings(test_per_speaker=1, valid_per_speaker=1, **FAST))
     assert "the 'unknown' threshold rests on 3 impostor probe(s)" in caplog.text  # simulated: the 3 validation probes
 
 
 def test_predict_gives_an_explicit_probability_of_unknown(enrolled):
-    from ltspk.enrolment import EnrolmentModel
+    from ltspk.identify import EnrolmentModel
 
     model_dir, embedder, data, info, _ = enrolled
     model = EnrolmentModel(model_dir)

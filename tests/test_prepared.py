@@ -6,7 +6,7 @@ import pytest
 
 from ltspk.data.prepare import PrepOptions
 from ltspk.data.prepared import FINGERPRINT, check_prepared, ensure_prepared
-from ltspk.errors import DataError
+from ltspk.runtime.errors import DataError
 
 OPTS = PrepOptions(holdout_per_speaker=1, progress=False, workers=1)
 CORPUS = {"train_sets": ["vox1_dev"], "trial_list": "O"}

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from test_report import ROOT, SPEAKERS, TARGETS, acc, make_run
 
-from ltspk.atomic import write_json
-from ltspk.comparison import aggregate, check_runs, comparison_notes, load_run
-from ltspk.errors import DataError
-from ltspk.recommend import recommend, recommendation_text
-from ltspk.records import Record, stage_document
+from ltspk.compare.comparison import aggregate, check_runs, comparison_notes, load_run
+from ltspk.compare.recommend import recommend, recommendation_text
+from ltspk.evaluation.records import Record, stage_document
+from ltspk.runtime.atomic import write_json
+from ltspk.runtime.errors import DataError
 
 RIGHT = TARGETS.copy()
 WRONG_FEW = np.array([0, 0, 1, 1, 0, 0, 0, 0])  # many right, few wrong: few 0 %, overall 50 %
@@ -149,7 +149,7 @@ def test_speakers_and_targets_are_the_report_fixtures():
 def test_plots_keep_one_colour_per_method_and_name_the_corpus(tmp_path, monkeypatch):
     import matplotlib.colors as mcolors
 
-    from ltspk import plots
+    from ltspk.compare import plots
 
     captured = []
     monkeypatch.setattr(plots, "save_figure", lambda fig, path: captured.append(fig))

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from ltspk.atomic import write_json
-from ltspk.errors import DataError
-from ltspk.records import Record, choose_on_validation, collect, rebuild_results, stage_document, sweep_records
+from ltspk.evaluation.records import Record, choose_on_validation, collect, rebuild_results, stage_document, sweep_records
+from ltspk.runtime.atomic import write_json
+from ltspk.runtime.errors import DataError
 
 
 def test_setting_is_chosen_on_validation_not_test():
@@ -74,7 +74,7 @@ def test_cos_diagnostics_by_shot_group_by_hand():
     import numpy as np
     import torch
 
-    from ltspk.evaluate import diagnostic_records, distribution
+    from ltspk.evaluation.evaluate import diagnostic_records, distribution
     from ltspk.heads import CausalNormHead
 
     d = distribution(np.array([0.1, 0.3, 0.2, 0.6]), np.array(["few", "few", "many", "many"]))

@@ -71,7 +71,8 @@ def test_a_moved_run_is_evaluated_where_it_is(trained):
 
 
 def test_an_older_run_folder_with_absolute_paths_is_refused_when_moved(trained):
-    from ltspk.hparams import HparamsError, run_folder_argument
+    from ltspk.runtime.errors import HparamsError
+    from ltspk.train.run_folder import run_folder_argument
 
     tmp, original = trained
     old = tmp / "R_old"
@@ -86,7 +87,7 @@ def test_an_older_run_folder_with_absolute_paths_is_refused_when_moved(trained):
 def test_corpus_paths_are_saved_absolute(tmp_path):
     """A run trained with a relative --data_folder names its corpus absolutely in hyperparams.yaml, so
     evaluating the run folder from another working directory finds the same corpus."""
-    from ltspk.hparams import absolute_external_paths
+    from ltspk.train.run_folder import absolute_external_paths
 
     text = ("data_folder: ../corpus\ntrials: null\nvox2_folder: /abs/vox2\nnoise_folder: 'my noise'  # MUSAN\n"
             "prepared_folder: !ref <output_folder>/prepared\nsample_rate: 16000\n")

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ltspk.atomic import write_json
-from ltspk.comparison import aggregate, load_run
-from ltspk.embeddings_io import save_arrays
-from ltspk.errors import DataError
-from ltspk.records import Record, stage_document
-from ltspk.report import markdown
+from ltspk.compare.comparison import aggregate, load_run
+from ltspk.compare.report import markdown
+from ltspk.embedding.tables import save_arrays
+from ltspk.evaluation.records import Record, stage_document
+from ltspk.runtime.atomic import write_json
+from ltspk.runtime.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEAKERS = np.repeat(["a", "b", "c", "d"], 2)  # 8 test items, 2 per speaker

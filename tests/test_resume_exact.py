@@ -16,7 +16,7 @@ import torch
 import yaml
 from test_train_e2e import ROOT, TINY
 
-from ltspk.brain import SpeakerBrain
+from ltspk.train.brain import SpeakerBrain
 
 SMALL = [*TINY, "--embedding_model", "!new:speechbrain.lobes.models.ECAPA_TDNN.ECAPA_TDNN {input_size: 40, "
          "channels: [16, 16, 48], kernel_sizes: [5, 3, 1], dilations: [1, 2, 1], attention_channels: 8, "
@@ -138,21 +138,21 @@ def test_stopped_after_end_of_epoch_checkpoint_then_resumed_equals_uninterrupted
 # ---- refused before training, with the file named -------------------------------------------
 
 def test_empty_training_manifest_is_named(tmp_path, monkeypatch):
-    from ltspk.atomic import write_json
-    from ltspk.errors import DataError
+    from ltspk.runtime.atomic import write_json
+    from ltspk.runtime.errors import DataError
 
     prepared = tmp_path / "prepared_by_hand"
     prepared.mkdir()
     (prepared / "train.csv").write_text("ID,duration,wav,start,stop,spk_id\n")
     write_json(prepared / "counts.json", {"counts": {"s1": 3}, "shot_groups": {"s1": "few"},
                                           "shot_thresholds": {"many": "n > 8", "medium": "", "few": "n < 4"}})
-    monkeypatch.setattr("ltspk.experiment.prepare_data", lambda hparams: prepared)
+    monkeypatch.setattr("ltspk.train.experiment.prepare_data", lambda hparams: prepared)
     with pytest.raises(DataError, match="^" + re.escape(f"{prepared / 'train.csv'}: no training data")):
         train(tmp_path, "empty")
 
 
 def test_batch_larger_than_the_training_set_is_refused(reference):
-    from ltspk.errors import DataError
+    from ltspk.runtime.errors import DataError
 
     tmp, _ = reference
     args = argv(tmp, "big_batch")

@@ -19,7 +19,7 @@ from test_train_e2e import ROOT
 
 KILL_AT = """
 import os, runpy, signal, sys
-from ltspk.brain import SpeakerBrain
+from ltspk.train.brain import SpeakerBrain
 
 def kill(self, batch, outputs, loss, should_step):
     if self.hparams.epoch_counter.current == 2 and self.step == 3:

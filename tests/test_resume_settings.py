@@ -11,8 +11,8 @@ import shutil
 import pytest
 from test_resume_exact import Stop, argv, checkpoints, stop_after_batch, train
 
-from ltspk.errors import LtspkError
-from ltspk.fingerprint import CheckpointMismatch
+from ltspk.runtime.errors import LtspkError
+from ltspk.runtime.fingerprint import CheckpointMismatch
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -93,7 +93,7 @@ def test_batch_size_change_is_refused(base):
 
 
 def test_other_epochs_are_refused_and_extending_must_be_asked_for(base):
-    from ltspk.experiment import trained_experiment
+    from ltspk.train.experiment import trained_experiment
 
     tmp, out, _ = base
     before = _state(out)
@@ -108,8 +108,8 @@ def test_other_epochs_are_refused_and_extending_must_be_asked_for(base):
 
 
 def test_an_extension_is_recorded_and_evaluation_says_which_checkpoint(base):
-    from ltspk.evaluate import run_info
-    from ltspk.experiment import trained_experiment
+    from ltspk.evaluation.evaluate import run_info
+    from ltspk.train.experiment import trained_experiment
 
     tmp, _, steps = base
     out = _copy(tmp, "extended")
@@ -131,9 +131,9 @@ def test_an_extension_is_recorded_and_evaluation_says_which_checkpoint(base):
 
 
 def test_a_mid_epoch_checkpoint_is_evaluated_as_such(base, monkeypatch):
-    from ltspk.evaluate import run_info
-    from ltspk.experiment import trained_experiment
-    from ltspk.records import results_table
+    from ltspk.evaluation.evaluate import run_info
+    from ltspk.evaluation.records import results_table
+    from ltspk.train.experiment import trained_experiment
 
     tmp, _, steps = base
     out = _copy(tmp, "killed")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from ltspk.brain import kept_rng_state
-from ltspk.records import Record, headline, headline_table, summary_line
+from ltspk.evaluation.records import Record, headline, headline_table, summary_line
+from ltspk.runtime.rng import kept_rng_state
 
 LOG = """epoch: 1, lr: 2.00e-03 - train loss: 10.06 - valid loss: 11.08, valid error: 87.50, valid acc_few: 33.33
 epoch: 2, lr: 2.00e-04 - train loss: 5.74 - valid loss: 7.44, valid error: 50.00, valid acc_few: 66.67
@@ -52,7 +52,7 @@ def test_validation_leaves_the_generators_as_it_found_them():
 
 
 def test_training_curves_png(tmp_path):
-    from ltspk.plots import plot_training_curves, read_train_log
+    from ltspk.train.curves import plot_training_curves, read_train_log
 
     (tmp_path / "train_log.txt").write_text(LOG + LOG.splitlines()[1] + "\n")  # a resumed epoch 2 logged again
     epochs = read_train_log(tmp_path / "train_log.txt")
@@ -62,12 +62,12 @@ def test_training_curves_png(tmp_path):
 
 
 def test_tensorboard_logger(tmp_path):
-    from ltspk.experiment import tensorboard_logger
+    from ltspk.train.experiment import tensorboard_logger
 
     assert tensorboard_logger({"tensorboard": False, "output_folder": str(tmp_path)}) is None
     if importlib.util.find_spec("tensorboard") is None:
         pytest.skip("tensorboard is not installed (pip install tensorboard, or the dev extras)")
-    from ltspk.brain import SpeakerBrain
+    from ltspk.train.brain import SpeakerBrain
 
     tb = tensorboard_logger({"tensorboard": True, "output_folder": str(tmp_path)})
 
@@ -86,7 +86,7 @@ def test_tensorboard_logger(tmp_path):
 
 def test_tensorboard_checked_early_but_written_only_by_training(tmp_path):
     """Evaluation and stage 2 build an Experiment too: they check the option and write no event file."""
-    from ltspk.experiment import tensorboard_logger
+    from ltspk.train.experiment import tensorboard_logger
 
     if importlib.util.find_spec("tensorboard") is None:
         pytest.skip("tensorboard is not installed (pip install tensorboard, or the dev extras)")

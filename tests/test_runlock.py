@@ -11,8 +11,8 @@ import sys
 import pytest
 from test_train_e2e import ROOT
 
-from ltspk.errors import LtspkError
-from ltspk.runlock import LOCK_NAME, FolderLocked, RunLock
+from ltspk.runtime.errors import LtspkError
+from ltspk.runtime.runlock import LOCK_NAME, FolderLocked, RunLock
 
 
 def _dead_pid():
@@ -42,7 +42,7 @@ def test_released_on_exception(tmp_path):
 def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path, caplog):
     dead = _dead_pid()
     (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": dead, "host": socket.gethostname()}))
-    with caplog.at_level(logging.WARNING, logger="ltspk.runlock"), RunLock(tmp_path):
+    with caplog.at_level(logging.WARNING, logger="ltspk.runtime.runlock"), RunLock(tmp_path):
         assert json.loads((tmp_path / LOCK_NAME).read_text())["pid"] == os.getpid()
     assert f"stale lock {tmp_path / LOCK_NAME} of pid {dead}" in caplog.text
 

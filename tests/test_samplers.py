@@ -75,7 +75,7 @@ def test_brain_calls_set_epoch_on_a_custom_sampler():
     import torch
     from speechbrain.dataio.dataset import DynamicItemDataset
 
-    from ltspk.brain import SpeakerBrain
+    from ltspk.train.brain import SpeakerBrain
 
     brain = SpeakerBrain(modules={"m": torch.nn.Linear(1, 1)}, run_opts={"device": "cpu"})
     sampler = make_sampler("class", LABELS, seed=0)

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from test_resume_exact import ROOT, Stop, assert_same, checkpoints, outcome, train
 
-from ltspk.brain import SpeakerBrain
-from ltspk.hparams import hparams_text, merge_text
+from ltspk.train.brain import SpeakerBrain
+from ltspk.train.layering import hparams_text, merge_text
 
 MARGIN = ("margin_schedule: !new:ltspk.heads.aam.MarginScheduler {initial_margin: 0.0, final_margin: 0.2, "
           "increase_start_epoch: 1, fix_start_epoch: 3}\n")
@@ -20,7 +20,7 @@ SCHEDULES = {
     # SpeechBrain's VoxCeleb schedule (on_batch_end), half cycle of 3 steps
     "cyclic": "!new:speechbrain.nnet.schedulers.CyclicLRScheduler {base_lr: 0.0, max_lr: 0.01, step_size: 3}",
     # WeSpeaker's warm-up then exponential decay (__call__(opt)), warm-up 1 epoch of 2, from zero
-    "wespeaker": "!new:ltspk.schedulers.WarmupExponentialDecay {initial_lr: 0.01, final_lr: 0.0001, num_epochs: 2, "
+    "wespeaker": "!new:ltspk.train.schedulers.WarmupExponentialDecay {initial_lr: 0.01, final_lr: 0.0001, num_epochs: 2, "
                  "warm_up_epoch: 1, warm_from_zero: True}",
 }
 TRIANGLE = [1 / 3, 2 / 3, 1.0, 2 / 3, 1 / 3, 0.0]  # CyclicLR at steps 1..6 (x max_lr), repeated

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from ltspk.schedulers import CosineScheduler
+from ltspk.train.schedulers import CosineScheduler
 
 
 def test_cosine_scheduler_by_hand():

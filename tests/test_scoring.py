@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from ltspk.errors import DataError
-from ltspk.scoring import EmbeddingTable, as_norm, cosine_trial_scores
+from ltspk.evaluation.scoring import EmbeddingTable, as_norm, cosine_trial_scores
+from ltspk.runtime.errors import DataError
 
 
 def test_cosine_by_hand():

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 from conftest import recipe_module
 
-from ltspk.atomic import write_json
-from ltspk.records import Record, rebuild_results, stage_document
+from ltspk.evaluation.records import Record, rebuild_results, stage_document
+from ltspk.runtime.atomic import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 ACC = {"many": 90.0, "medium": 80.0, "few": 40.0, "overall": 70.0, "n": 10}

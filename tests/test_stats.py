@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from ltspk.metrics import eer, operating_points, verification_metrics
-from ltspk.stats import (
+from ltspk.compare.stats import (
     accuracy_interval,
     eer_interval,
     over_seeds,
@@ -14,6 +13,7 @@ from ltspk.stats import (
     pooled_paired_difference,
     verdict,
 )
+from ltspk.evaluation.metrics import eer, operating_points, verification_metrics
 
 
 def test_accuracy_interval_two_speakers_by_hand():

@@ -1,5 +1,5 @@
 """Per-step learning-rate schedules and WeSpeaker's margin schedule against values computed by
-hand from their formulas, and how ltspk.brain drives each SpeechBrain scheduler."""
+hand from their formulas, and how ltspk.train.brain drives each SpeechBrain scheduler."""
 
 import pytest
 import torch
@@ -14,8 +14,8 @@ from speechbrain.nnet.schedulers import (
     WarmCoolDecayLRSchedule,
 )
 
-from ltspk import schedulers as S
 from ltspk.heads.aam import MarginScheduler
+from ltspk.train import schedulers as S
 
 
 def optimizer(lr=1.0):
@@ -23,7 +23,7 @@ def optimizer(lr=1.0):
 
 
 def lrs(schedule, opt, n):
-    """The lr of steps 0 .. n - 1, driven as ltspk.brain drives the schedule (with the step count or not)."""
+    """The lr of steps 0 .. n - 1, driven as ltspk.train.brain drives the schedule (with the step count or not)."""
     with_count = S.schedule_kind(schedule) == S.STEP_WITH_COUNT
     out = []
     for step in range(n):

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from ltspk.comparison import Run
-from ltspk.records import Record
-from ltspk.tde_study import markdown, study
+from ltspk.compare.comparison import Run
+from ltspk.compare.tde_study import markdown, study
+from ltspk.evaluation.records import Record
 
 
 def _run(seed, cos_few, valid_mean, plain_few, tde_few, alpha):
@@ -44,7 +44,7 @@ def test_study_by_hand():
 
 
 def test_study_refuses_runs_without_diagnostics():
-    from ltspk.errors import DataError
+    from ltspk.runtime.errors import DataError
 
     r = _run(1, 0.2, 0.25, 60.0, 70.0, 1.0)
     r.records = [x for x in r.records if x.task != "diagnostic"]
@@ -53,7 +53,7 @@ def test_study_refuses_runs_without_diagnostics():
 
 
 def test_plot_defines_cos_and_marks_alpha_zero(monkeypatch, tmp_path):
-    from ltspk import plots, tde_study
+    from ltspk.compare import plots, tde_study
 
     figs = []
     monkeypatch.setattr(plots, "save_figure", lambda fig, path: figs.append(fig))

@@ -33,13 +33,13 @@ def latest_ckpt(out):
 
 
 def records(out):
-    from ltspk.records import collect
+    from ltspk.evaluation.records import collect
 
     return collect(out)
 
 
 def one(res, task, family, role="headline", **params):
-    from ltspk.records import find
+    from ltspk.evaluation.records import find
 
     found = find(res["records"], task, family, role, **params)
     assert len(found) == 1, (task, family, role, params, [r.key for r in res["records"]])
@@ -134,7 +134,7 @@ def test_train_resume_evaluate(tmp_path):
 
 
 def find_all(res, family, role):
-    from ltspk.records import find
+    from ltspk.evaluation.records import find
 
     return find(res["records"], "speaker_id", family, role)
 

@@ -5,16 +5,17 @@ mean computed by hand, and SpeechBrain's Checkpointer loads the averaged checkpo
 Tiny in-process runs of the demo AAM file with the keys appended (as test_resume_exact)."""
 
 import copy
+import re
 
 import pytest
 import torch
 from speechbrain.utils.checkpoints import Checkpointer
 from test_resume_exact import ROOT, argv, checkpoints, train
 
-from ltspk.averaging import average_into, mean_state_dicts, write_averaged
-from ltspk.brain import epoch_checkpoints
-from ltspk.experiment import check_training_options, trained_experiment
-from ltspk.hparams import hparams_text, merge_text
+from ltspk.runtime.averaging import average_into, mean_state_dicts, write_averaged
+from ltspk.runtime.checkpoint_policy import epoch_checkpoints
+from ltspk.train.experiment import check_training_options, trained_experiment
+from ltspk.train.layering import hparams_text, merge_text
 
 
 def variant(folder, name, extra):
@@ -103,8 +104,8 @@ def test_validation_and_the_best_checkpoint_restored_for_evaluation(runs, monkey
     def fake_evaluate(exp):
         seen["weights"] = weights(exp.modules["embedding_model"])
         return {}
-    monkeypatch.setattr("ltspk.evaluate.evaluate", fake_evaluate)
-    monkeypatch.setattr("ltspk.records.headline", lambda res: "")
+    monkeypatch.setattr("ltspk.evaluation.evaluate.evaluate", fake_evaluate)
+    monkeypatch.setattr("ltspk.evaluation.records.headline", lambda res: "")
     out = train(runs, "best", yaml_name=str(yaml), epochs=3, evaluate=True)
 
     log = (out / "train_log.txt").read_text().splitlines()
@@ -113,18 +114,19 @@ def test_validation_and_the_best_checkpoint_restored_for_evaluation(runs, monkey
         for field in ("train loss:", "valid loss:", "valid error:", "valid acc:", "valid acc_many:",
                       "valid acc_medium:", "valid acc_few:"):
             assert field in line, (field, line)
-    kept = checkpoints(out)
-    assert len(kept) == 2  # the best by valid_loss and the most recent, as SpeechBrain keeps them
-    best = max((c for c in kept), key=lambda md: md[0]["valid_loss"])
-    latest = kept[-1]
-    assert latest[0]["epoch"] == 3 and best[0]["valid_loss"] >= latest[0]["valid_loss"]
+    # the best is the epoch of highest validation loss over ALL epochs (from the log, not from what was kept)
+    valid_loss = {e: float(re.search(r"valid loss: ([^,\s]+)", line).group(1)) for e, line in enumerate(log, 1)}
+    best_epoch = max(valid_loss, key=valid_loss.get)
+    assert best_epoch != 3, f"premise: training lowers the validation loss, so the highest is not the last {valid_loss}"
+    kept = {md["epoch"]: (md, d) for md, d in checkpoints(out)}
+    assert sorted(kept) == sorted({best_epoch, 3})  # the best by valid_loss and the most recent, as SpeechBrain keeps
+    best, latest = kept[best_epoch], kept[3]
     assert {"valid_error", "valid_acc", "valid_acc_many", "valid_acc_few"} <= set(best[0])
     on_file = torch.load(best[1] / "embedding_model.ckpt", weights_only=True)
-    assert same(seen["weights"], on_file)  # train.py evaluated the best checkpoint
+    assert not same(on_file, torch.load(latest[1] / "embedding_model.ckpt", weights_only=True))
+    assert same(seen["weights"], on_file)  # train.py evaluated the best checkpoint, not the latest
     exp, _, _ = trained_experiment(argv(runs, "best", yaml_name=str(yaml), epochs=3))
     assert same(weights(exp.modules["embedding_model"]), on_file)  # so does recipes/evaluate.py
-    if best[0]["epoch"] != 3:
-        assert not same(on_file, torch.load(latest[1] / "embedding_model.ckpt", weights_only=True))
 
 
 def test_average_of_the_last_epochs_is_evaluated(runs):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile as sf
 
-from ltspk.errors import DataError
+from ltspk.runtime.errors import DataError, HparamsError
 
 M4A_HINT = (
     "libsndfile cannot decode AAC (.m4a). Convert the tree to 16 kHz mono wav first, e.g. "
@@ -176,7 +176,7 @@ def refuse_bad_files(bad, on_bad_file):
     """``on_bad_file='raise'``: the first bad file as a ``DataError`` (with the count);
     ``'skip'``: nothing (the caller lists them)."""
     if on_bad_file not in ("skip", "raise"):
-        raise ValueError(f"on_bad_file must be 'skip' or 'raise', got {on_bad_file!r}")
+        raise HparamsError(f"on_bad_file must be 'skip' or 'raise', got {on_bad_file!r}")
     if bad and on_bad_file == "raise":
         p, why = bad[0]
         raise DataError(p, f"{why} ({len(bad)} bad file(s) in all; on_bad_file='skip' reports and goes on)")

@@ -12,7 +12,7 @@ from ltspk.data.folder import AUDIO_EXTENSIONS, audio_files, claim_id
 from ltspk.data.manifest import Utterance
 from ltspk.data.prepare import PrepOptions
 from ltspk.data.trials import strip_ext
-from ltspk.errors import DataError
+from ltspk.runtime.errors import DataError
 
 
 def folder_rows(folder, workers=8, progress=True, min_seconds=PrepOptions.min_seconds, verify_samples=True):

@@ -24,7 +24,7 @@ from ltspk.data.concat import check_min_seconds, concat_short_clips
 from ltspk.data.layout import scan_tree, strip_suffix
 from ltspk.data.prepare import FileEntry, PrepOptions, finish_preparation
 from ltspk.data.trials import read_cnceleb_trials, strip_ext
-from ltspk.errors import DataError
+from ltspk.runtime.errors import DataError, HparamsError
 
 AUDIO_EXTS = (".flac", ".wav")
 FIRST_EVAL_SPEAKER = "id00800"
@@ -132,7 +132,7 @@ def prepare_cnceleb(save_folder, cn1_folder=None, cn2_folder=None, options=None,
     ``concat_map.json`` and the counts in ``counts.json`` (``"concat"``); see ``ltspk.data.concat``.
     """
     if not cn1_folder and not cn2_folder:
-        raise ValueError("give cn1_folder and/or cn2_folder")
+        raise HparamsError("give cn1_folder and/or cn2_folder")
     concat_min_seconds = None if concat_min_seconds is None else check_min_seconds(concat_min_seconds)
     options = options or PrepOptions()
     train, verification, trials, enrol_map, source = [], [], [], {}, ""

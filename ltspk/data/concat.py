@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ltspk.atomic import atomic_path, write_json
 from ltspk.data.manifest import Utterance
-from ltspk.errors import DataError
+from ltspk.runtime.atomic import atomic_path, write_json
+from ltspk.runtime.errors import DataError, HparamsError
 
 CONCAT_DIR = "concat"
 CONCAT_MAP = "concat_map.json"
@@ -123,7 +123,7 @@ def check_min_seconds(value):
     except (TypeError, ValueError):
         seconds = math.nan
     if isinstance(value, bool) or not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"concat_min_seconds must be a positive number of seconds or null (off), got {value!r}")
+        raise HparamsError(f"concat_min_seconds must be a positive number of seconds or null (off), got {value!r}")
     return seconds
 
 

@@ -4,6 +4,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from ltspk.data.prepare import PrepOptions
+from ltspk.runtime.errors import HparamsError
 
 CORPORA = ("voxceleb", "cnceleb", "librispeech", "folder", "synthetic")
 
@@ -53,7 +54,7 @@ def prepare_corpus(corpus, data_folder, save_folder, options, **kwargs):
         if not (root / "veri_test2.txt").is_file():
             root = make_corpus(data_folder, **{"seed": 0, **kwargs})  # the corpus is data: the same for every run seed
         return prepare_voxceleb(save_folder, root, None, ["vox1_dev"], "O", options, corpus="synthetic")
-    raise ValueError(f"unknown corpus {corpus!r}; choose one of {', '.join(CORPORA)}")
+    raise HparamsError(f"unknown corpus {corpus!r}; choose one of {', '.join(CORPORA)}")
 
 
 # top-level hparams keys of the shared preparation options: PrepOptions's fields, by name, but for the
@@ -74,7 +75,6 @@ def options_from_hparams(hparams):
     them nested in ``prep_options`` (a ``PrepOptions`` or a mapping) and ``corpus_options``; those
     are read too, and a value set both ways is an error.
     """
-    from ltspk.hparams import HparamsError
 
     corpus = hparams.get("corpus")
     if corpus not in CORPORA:

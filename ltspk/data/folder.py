@@ -32,7 +32,7 @@ from pathlib import Path
 from ltspk.data.audio import missing
 from ltspk.data.prepare import FileEntry, PrepOptions, finish_preparation
 from ltspk.data.trials import Trial, check_trial_labels, generate_trials, strip_ext
-from ltspk.errors import DataError
+from ltspk.runtime.errors import DataError
 
 log = logging.getLogger(__name__)
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")

@@ -12,7 +12,7 @@ from pathlib import Path
 from ltspk.data.layout import scan_tree, strip_suffix
 from ltspk.data.prepare import FileEntry, PrepOptions, finish_preparation
 from ltspk.data.trials import generate_trials
-from ltspk.errors import DataError
+from ltspk.runtime.errors import DataError
 
 
 def read_speakers_txt(path):

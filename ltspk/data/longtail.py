@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ltspk.data.manifest import speaker_counts
+from ltspk.runtime.errors import HparamsError
 
 SHOT_GROUPS = ("many", "medium", "few")
 AUTO = "auto"
@@ -43,7 +44,7 @@ def longtail_targets(counts, imbalance_factor):
     target, every count is capped at the target times the smallest count.
     """
     if imbalance_factor < 1:
-        raise ValueError(f"imbalance_factor must be >= 1, got {imbalance_factor}")
+        raise HparamsError(f"imbalance_factor must be >= 1, got {imbalance_factor}")
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     if not ranked:
         return {}
@@ -154,7 +155,7 @@ def speaker_id_split(utterances, per_speaker, min_train=1, seed=0, sessions=None
     for ``per_speaker`` but at least ``1 + min_train`` holds out one, and is listed in ``reduced``.
     """
     if by not in HOLDOUT_BY:
-        raise ValueError(f"holdout_by must be one of {', '.join(HOLDOUT_BY)}, got {by!r}")
+        raise HparamsError(f"holdout_by must be one of {', '.join(HOLDOUT_BY)}, got {by!r}")
     rng = random.Random(seed)
     test_ids, out_ids, too_small, by_session, fallback, reduced = set(), set(), [], [], {}, []
     for spk, utts in sorted(group_by_speaker(utterances).items()):

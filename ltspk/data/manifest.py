@@ -4,8 +4,8 @@ import csv
 import math
 from dataclasses import dataclass, fields
 
-from ltspk.atomic import atomic_open
-from ltspk.errors import DataError
+from ltspk.runtime.atomic import atomic_open
+from ltspk.runtime.errors import DataError
 
 COLUMNS = ("ID", "duration", "wav", "start", "stop", "spk_id")
 

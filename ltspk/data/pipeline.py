@@ -8,9 +8,9 @@ import torch
 from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.dataio.encoder import CategoricalEncoder
 
-from ltspk.atomic import atomic_path
 from ltspk.data.audio import read_segment, to_tensor
-from ltspk.errors import DataError
+from ltspk.runtime.atomic import atomic_path
+from ltspk.runtime.errors import DataError
 
 
 def _refuse_if_silent(path):

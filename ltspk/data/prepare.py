@@ -23,7 +23,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ltspk.atomic import write_json, write_text
 from ltspk.data.audio import probe_many, refuse_bad_files
 from ltspk.data.longtail import (
     AUTO,
@@ -42,7 +41,8 @@ from ltspk.data.longtail import (
 )
 from ltspk.data.manifest import Utterance, speaker_counts, write_manifest
 from ltspk.data.trials import check_trial_labels, check_trials_cover, write_trials
-from ltspk.errors import DataError
+from ltspk.runtime.atomic import write_json, write_text
+from ltspk.runtime.errors import DataError, HparamsError
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def finish_preparation(corpus, save_folder, train_entries, verification_entries,
     """
     opts = options or PrepOptions()
     if opts.on_bad_file not in ("skip", "raise"):
-        raise ValueError(f"on_bad_file must be 'skip' or 'raise', got {opts.on_bad_file!r}")
+        raise HparamsError(f"on_bad_file must be 'skip' or 'raise', got {opts.on_bad_file!r}")
     save = Path(save_folder)
     if not train_entries:
         raise DataError(save, f"{corpus}: no training audio found")

@@ -20,10 +20,10 @@ import os
 from dataclasses import asdict, is_dataclass, replace
 from pathlib import Path
 
-from ltspk.atomic import recover_folder, staged_folder, write_json
 from ltspk.data.manifest import read_manifest, write_manifest
-from ltspk.errors import DataError
-from ltspk.fingerprint import differences
+from ltspk.runtime.atomic import recover_folder, staged_folder, write_json
+from ltspk.runtime.errors import DataError
+from ltspk.runtime.fingerprint import differences
 
 log = logging.getLogger(__name__)
 FINGERPRINT = "prepared.json"

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ltspk.atomic import atomic_path, read_json
-from ltspk.errors import DataError
+from ltspk.runtime.atomic import atomic_path, read_json
+from ltspk.runtime.errors import DataError
 
 GROUP_COLOURS = {"many": "#1f77b4", "medium": "#ff7f0e", "few": "#d62728"}
 
@@ -79,7 +79,7 @@ def holdout_lines(holdout):
 
 def plot_counts(info, path, title=None):
     """Utterances per speaker, sorted, log scale, bars coloured by shot group."""
-    from ltspk.plots import pyplot
+    from ltspk.runtime.figures import pyplot
 
     plt = pyplot()
 

@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ltspk.atomic import atomic_path, write_text
 from ltspk.data.longtail import longtail_targets
+from ltspk.runtime.atomic import atomic_path, write_text
+from ltspk.runtime.errors import HparamsError
 
 SAMPLE_RATE = 16000
 # (F1, F2, F3) in Hz of a reference vocal tract, a small vowel inventory
@@ -152,7 +153,7 @@ def make_corpus(out_dir, n_train_speakers=48, n_test_speakers=10, max_utts=80, i
     from tqdm.auto import tqdm
 
     if n_test_speakers > 40:
-        raise ValueError("at most 40 test speakers (VoxCeleb1's test id range)")
+        raise HparamsError("at most 40 test speakers (VoxCeleb1's test id range)")
     rng = np.random.default_rng(seed)
     root = Path(out_dir) / "voxceleb1"
     train_spk = [f"id{10001 + i}" for i in range(n_train_speakers)]

@@ -9,8 +9,8 @@ import random
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from ltspk.atomic import atomic_open
-from ltspk.errors import DataError
+from ltspk.runtime.atomic import atomic_open
+from ltspk.runtime.errors import DataError
 
 
 def strip_ext(token):

@@ -18,7 +18,7 @@ from ltspk.data.audio import M4A_HINT, probe
 from ltspk.data.layout import scan_tree, strip_suffix
 from ltspk.data.prepare import FileEntry, PrepOptions, finish_preparation
 from ltspk.data.trials import read_voxceleb_trials
-from ltspk.errors import DataError
+from ltspk.runtime.errors import DataError, HparamsError
 
 VOX1_TEST_SPEAKERS = frozenset(f"id{n}" for n in range(10270, 10310))
 TRIAL_LISTS = {"O": "veri_test2.txt", "H": "list_test_hard2.txt", "E": "list_test_all2.txt"}
@@ -143,7 +143,7 @@ def prepare_voxceleb(save_folder, vox1_folder=None, vox2_folder=None, train_sets
         train_sets = [s for s, f in (("vox1_dev", vox1_folder), ("vox2_dev", vox2_folder)) if f]
     unknown = set(train_sets) - {"vox1_dev", "vox2_dev"}
     if unknown:
-        raise ValueError(f"unknown VoxCeleb training set(s) {sorted(unknown)}; use vox1_dev, vox2_dev")
+        raise HparamsError(f"unknown VoxCeleb training set(s) {sorted(unknown)}; use vox1_dev, vox2_dev")
     if ("vox1_dev" in train_sets or trial_list) and not vox1_folder:
         raise DataError(save_folder, "VoxCeleb1 is needed for vox1_dev training or VoxCeleb1 trials: give its root "
                                      "(--data_folder DIR)")

@@ -10,16 +10,17 @@
 - ``classifier_weight()``: the class weights, applied to ``classifier_input(x)`` (for tau-normalisation);
   ``tau_norm_neutral``: the tau-norm power whose logits rank classes as the head's plain inference
   does (0 where the weights are used as they are; 1 for heads that normalise them), where
-  validation ties of the power go (``ltspk.decoupled.tau_norm_neutral``).
+  validation ties of the power go (``ltspk.longtail.decoupled.tau_norm_neutral``).
 - Everything inference needs (class log-priors, CausalNorm's direction) is a registered
   buffer, so it is in ``state_dict`` and therefore in every checkpoint.
 """
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from ltspk.heads.methods import Method, Tunable, register  # noqa: F401 (Tunable: part of the head interface)
 
 PRIOR_EPS = 1e-12  # guard for log(0), as in the logit-adjustment reference code
 
@@ -32,21 +33,9 @@ def log_priors(counts):
     return torch.log(counts / counts.sum() + PRIOR_EPS).float()
 
 
-@dataclass(frozen=True)
-class Tunable:
-    """An inference family with one setting to choose on validation.
-
-    ``param`` names the setting in records and in ``inference_logits``; ``hparam`` is the
-    hparams key that overrides ``grid``; ``neutral`` is the value that equals plain inference
-    (validation ties go to the value nearest it)."""
-
-    param: str
-    hparam: str
-    grid: tuple
-    neutral: float = 0.0
-
-
-POSTHOC_LA = Tunable("posthoc_tau", "posthoc_la_taus", (0.0, 0.5, 1.0, 1.5, 2.0))
+POSTHOC_LA = register(Method(
+    "posthoc_la", "inference", "post-hoc logit adjustment: f(x) - tau log pi (Menon et al., ICLR 2021)",
+    Tunable("posthoc_tau", "posthoc_la_taus", (0.0, 0.5, 1.0, 1.5, 2.0)))).tunable
 
 
 class Head(nn.Module):

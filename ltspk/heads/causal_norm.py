@@ -21,11 +21,14 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ltspk.heads.base import Head, Tunable, init_weight, normalize_rows
+from ltspk.heads.base import Head, init_weight, normalize_rows
+from ltspk.heads.methods import Method, Tunable, register
 
-TDE = Tunable("tde_alpha", "tde_alphas", (0.0, 0.5, 1.0, 1.5, 2.0, 3.0))
+TDE = register(Method("tde", "inference", "TDE: remove alpha x the moving-average direction from the logits",
+                      Tunable("tde_alpha", "tde_alphas", (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)))).tunable
 FEATURES = ("embedding", "relu")
-TDE_EMBEDDINGS = Tunable("tde_alpha", "tde_embedding_alphas", (0.5, 1.0))
+TDE_EMBEDDINGS = register(Method("tde_embeddings", "embedding", "TDE-debiased embeddings for verification",
+                                 Tunable("tde_alpha", "tde_embedding_alphas", (0.5, 1.0)))).tunable
 
 
 class CausalNormHead(Head):
