@@ -26,8 +26,9 @@ from hyperpyyaml import load_hyperpyyaml
 from ltspk.data.manifest import Utterance
 from ltspk.data.pipeline import full_pipeline, load_dataset
 from ltspk.data.synthetic import SAMPLE_RATE, apply_channel, random_channel, random_voice, utterance
+from ltspk.embedding.cache import embed_dataset
+from ltspk.embedding.embedders import ModuleEmbedder
 from ltspk.runtime.atomic import write_text
-from ltspk.train.brain import SpeakerBrain
 from ltspk.train.export import export_yaml
 from ltspk.train.layering import hparams_text
 
@@ -100,13 +101,13 @@ def main():
             return np.concatenate(out)
 
         # ltspk: the code path of recipes/extract.py
-        brain = SpeakerBrain(modules={k: enc.mods[k] for k in ("compute_features", "mean_var_norm", "embedding_model")},
-                             run_opts={"device": a.device})
+        embedder = ModuleEmbedder({k: enc.mods[k] for k in ("compute_features", "mean_var_norm", "embedding_model")},
+                                  a.device)
 
         def ltspk(bs):
             def go():
                 ds = load_dataset(None, full_pipeline(16000), rows=rows).filtered_sorted(sort_key="duration")
-                ids, e = brain.embeddings(ds, batch_size=bs, progress=False)
+                ids, e = embed_dataset(embedder, ds, batch_size=bs, progress=False)
                 order = {u: i for i, u in enumerate(ids)}
                 return e[[order[u.ID] for u in rows]]
             return go

@@ -71,7 +71,7 @@ def main(argv):
         rows = None
         if a.audio_dir:
             rows = audio_dir_rows(a.audio_dir, hparams, a.on_bad_file, Path(a.out).with_suffix(".bad_files.txt"))
-        ids, emb = embed_manifest(exp.brain, a.manifest or a.audio_dir, h, True, rows=rows)
+        ids, emb = embed_manifest(exp.embedder(), a.manifest or a.audio_dir, h, exp.shows_progress, rows=rows)
         save_embeddings(a.out, ids, emb)
         print(f"{len(ids)} embeddings of dimension {emb.shape[1]} -> {a.out}")
         if a.ark:

@@ -113,17 +113,17 @@ def test_audio_shorter_than_the_receptive_field_is_named(tmp_path):
 
     from ltspk.data.manifest import Utterance
     from ltspk.embedding.cache import embed_manifest
-    from ltspk.train.brain import SpeakerBrain
+    from ltspk.embedding.embedders import ModuleEmbedder
 
     torch.manual_seed(0)
     modules = {"compute_features": Fbank(n_mels=20), "mean_var_norm": InputNormalization(norm_type="sentence"),
                "embedding_model": ECAPA_TDNN(20, channels=[16, 16, 16, 16, 48], attention_channels=8, lin_neurons=8)}
-    brain = SpeakerBrain(modules=modules, run_opts={"device": "cpu"})
+    embedder = ModuleEmbedder(modules)
     ok, tiny = write_audio(tmp_path / "ok.wav", 0.2), write_audio(tmp_path / "tiny.wav", 0.02)
     rows = [Utterance("ok", 0.2, str(ok), 0, 3200, "s"), Utterance("tiny", 0.02, str(tiny), 0, 320, "s")]
     h = {"sample_rate": 16000, "eval_batch_size": 1}
     with pytest.raises(DataError, match=r"tiny.wav: utterance 'tiny' \(0.020 s\) is shorter than the model's "
                                         "receptive field"):
-        embed_manifest(brain, None, h, False, rows=rows)
-    ids, emb = embed_manifest(brain, None, h, False, rows=rows[:1])
+        embed_manifest(embedder, None, h, False, rows=rows)
+    ids, emb = embed_manifest(embedder, None, h, False, rows=rows[:1])
     assert ids == ["ok"] and emb.shape == (1, 8)

@@ -32,14 +32,14 @@ def test_embedding_cache_is_made_again_when_the_audio_changes(manifest, tmp_path
 
     monkeypatch.setattr(embed, "embed_manifest", fake_embed)
     cache = tmp_path / "cache" / "m.npz"
-    first = embed.cached_embeddings(None, csv, cache, H, False, model_hash="m")
-    again = embed.cached_embeddings(None, csv, cache, H, False, model_hash="m")
+    first = embed.cached_embeddings(None, csv, cache, H, False, fingerprint="m")
+    again = embed.cached_embeddings(None, csv, cache, H, False, fingerprint="m")
     assert len(calls) == 1 and np.array_equal(first[1], again[1])  # same model, manifest and audio: reused
 
     st = os.stat(rows[1].wav)
     write_audio(rows[1].wav, 0.5, seed=99)  # the audio overwritten in place, the manifest unchanged
     os.utime(rows[1].wav, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
-    _, emb = embed.cached_embeddings(None, csv, cache, H, False, model_hash="m")
+    _, emb = embed.cached_embeddings(None, csv, cache, H, False, fingerprint="m")
     assert len(calls) == 2 and emb[0, 0] == 2.0
 
 
@@ -50,7 +50,7 @@ def test_embedding_cache_names_a_missing_audio_file(manifest, tmp_path):
     csv, rows = manifest
     os.unlink(rows[0].wav)
     with pytest.raises(DataError, match=f"{rows[0].wav}: audio file of utterance 'u0' .*not found"):
-        cached_embeddings(None, csv, tmp_path / "c.npz", H, False, model_hash="m")
+        cached_embeddings(None, csv, tmp_path / "c.npz", H, False, fingerprint="m")
 
 
 def test_an_edited_counts_json_is_not_reused(vox1_tree, tmp_path):

@@ -303,7 +303,7 @@ def test_long_tail_is_drawn_after_the_hold_out():
 
 
 def test_embedding_cache_file_accumulates(tmp_path):
-    from ltspk.identify.embedding import read_cache, write_cache
+    from ltspk.embedding.file_cache import read_cache, write_cache
 
     src, other = {"embedder": "a"}, {"embedder": "b"}
     f = tmp_path / "cache.npz"
@@ -439,7 +439,7 @@ def test_load_waveform_reads_only_the_frames_max_seconds_keeps(tmp_path, monkeyp
     from types import SimpleNamespace
 
     import ltspk.data.audio as audio
-    from ltspk.identify.resample import MIN_READ_FRAMES, load_waveform
+    from ltspk.embedding.reading import MIN_READ_FRAMES, load_waveform
 
     def whole_then_cut(path, start=0, stop=None, max_seconds=None):
         wav = audio.load(str(path), start, stop, sample_rate=16000)

@@ -1,4 +1,5 @@
-"""Embeddings of a manifest with a trained run's model, and caches that know their source.
+"""Embeddings of manifests by an ``Embedder`` (``ltspk.embedding.embedders``), and caches that know
+their source: evaluation, stage 2 and extraction embed through ``ManifestEmbeddings``.
 
 A cache file records what it was made from (a hash of the model's weights, the manifest's
 content, the size and modification time (ns) of every audio file it lists, and the settings that
@@ -11,12 +12,12 @@ import hashlib
 import json
 import logging
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ltspk.data.pipeline import full_pipeline, load_dataset
-from ltspk.embedding.embedders import model_fingerprint
 from ltspk.runtime.atomic import atomic_path
 from ltspk.runtime.errors import DataError
 
@@ -26,7 +27,22 @@ TOO_SHORT = ("Padding size should be less than the corresponding input dimension
              "Kernel size can't be greater than actual input size", "Output size is too small")
 
 
-def embed_manifest(brain, csv_path, h, progress, rows=None):
+def embed_dataset(embedder, dataset, batch_size=16, progress=True):
+    """(ids, float32 [N, D]) of every item of a SpeechBrain dataset (its ``id`` and padded ``sig``),
+    in the dataset's order and batches."""
+    import speechbrain as sb
+    from tqdm.auto import tqdm
+
+    loader = sb.dataio.dataloader.make_dataloader(dataset, batch_size=batch_size, num_workers=0)
+    ids, chunks = [], []
+    for batch in tqdm(loader, desc="embeddings", disable=not progress):
+        wavs, lens = batch.sig
+        chunks.append(embedder.embed(wavs, lens))
+        ids.extend(batch.id)
+    return ids, np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
+
+
+def embed_manifest(embedder, csv_path, h, progress, rows=None):
     """(ids, float32 [N, D]) of every utterance of a manifest (or of ``rows``), whole
     utterances up to ``eval_max_seconds``, batched by length (``eval_batch_size``). Audio
     shorter than the model's receptive field is an error naming the utterance and its file."""
@@ -34,7 +50,7 @@ def embed_manifest(brain, csv_path, h, progress, rows=None):
     ds = ds.filtered_sorted(sort_key="duration")
     batch_size = h.get("eval_batch_size", 16)
     try:
-        return brain.embeddings(ds, batch_size=batch_size, progress=progress)
+        return embed_dataset(embedder, ds, batch_size=batch_size, progress=progress)
     except RuntimeError as e:
         if not any(m in str(e) for m in TOO_SHORT):
             raise
@@ -86,11 +102,12 @@ def cache_source(model_hash, csv_path, h):
             "eval_batch_size": h.get("eval_batch_size", 16)}
 
 
-def cached_embeddings(brain, csv_path, cache, h, progress=True, model_hash=None):
+def cached_embeddings(embedder, csv_path, cache, h, progress=True, fingerprint=None):
     """Embeddings of a manifest, read from ``cache`` when it was made from the same model,
-    manifest, audio files and settings, otherwise extracted and cached."""
+    manifest, audio files and settings, otherwise extracted and cached. ``fingerprint``: the
+    embedder's, when already computed."""
     cache = Path(cache)
-    source = cache_source(model_hash or model_fingerprint(brain), csv_path, h)
+    source = cache_source(fingerprint or embedder.fingerprint(), csv_path, h)
     if cache.is_file():
         try:
             with np.load(cache, allow_pickle=False) as z:
@@ -99,12 +116,38 @@ def cached_embeddings(brain, csv_path, cache, h, progress=True, model_hash=None)
         except (KeyError, ValueError, OSError, json.JSONDecodeError):
             pass
         log.info("%s was made from another model, manifest, audio or setting: extracting again", cache)
-    ids, emb = embed_manifest(brain, csv_path, h, progress)
+    ids, emb = embed_manifest(embedder, csv_path, h, progress)
     with atomic_path(cache) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, ids=np.asarray(ids, dtype=str), embeddings=np.asarray(emb, dtype=np.float32),
                      source=np.asarray(json.dumps(source, sort_keys=True)))
     return ids, emb
+
+
+@dataclass
+class ManifestEmbeddings:
+    """Embeddings of a run's manifests by one embedder with one set of settings (``h``: sample rate,
+    ``eval_max_seconds``, ``eval_batch_size``), cached under ``cache_dir``: what evaluation and stage 2
+    pass around instead of the model, the settings, the cache folder and the progress flag."""
+
+    embedder: object
+    h: dict
+    cache_dir: Path
+    progress: bool = True
+    fingerprint: str = field(init=False)
+
+    def __post_init__(self):
+        self.cache_dir = Path(self.cache_dir)
+        self.fingerprint = self.embedder.fingerprint()  # the model's weights, hashed once
+
+    def cached(self, csv_path, name):
+        """(ids, embeddings) of a manifest, cached as ``<cache_dir>/<name>``."""
+        return cached_embeddings(self.embedder, csv_path, self.cache_dir / name, self.h, self.progress,
+                                 self.fingerprint)
+
+    def of_rows(self, csv_path, rows):
+        """(ids, embeddings) of some rows of a manifest, not cached."""
+        return embed_manifest(self.embedder, csv_path, self.h, self.progress, rows=rows)
 
 
 def labels_of(ids, rows, encoder, source):

@@ -112,12 +112,16 @@ class Embedder:
         return {**self.spec(), "sample_rate": self.sample_rate, "fingerprint": self.fingerprint()}
 
 
-class _ModuleEmbedder(Embedder):
-    """Fbank -> mean/var norm -> embedder, as ``SpeakerBrain.embed`` and ``EncoderClassifier.encode_batch``."""
+class ModuleEmbedder(Embedder):
+    """Fbank -> mean/var norm -> embedder, as ``SpeakerBrain.embed`` and ``EncoderClassifier.encode_batch``:
+    the embedder of a run in memory (``Experiment.embedder``) and of a run folder (``RunEmbedder``).
+    DDP wrappers are looked through: one process embeds."""
+
+    kind = "modules"
 
     def __init__(self, modules, device="cpu"):
         self.device = torch.device(device)
-        self.modules = {k: modules[k].to(self.device).eval() for k in EMBEDDING_MODULES}
+        self.modules = {k: unwrap(modules[k]).to(self.device).eval() for k in EMBEDDING_MODULES}
         self._fp = None
 
     def _embed(self, wavs, lens):
@@ -201,7 +205,7 @@ def run_checkpoints(run_dir):
     return found, how
 
 
-class RunEmbedder(_ModuleEmbedder):
+class RunEmbedder(ModuleEmbedder):
     """The embedder of an ltspk training run, from the checkpoint its evaluation uses (``run_checkpoints``)."""
 
     kind = "run"

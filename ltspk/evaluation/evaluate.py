@@ -19,8 +19,7 @@ import torch
 
 from ltspk.data.manifest import read_manifest
 from ltspk.data.trials import read_trials
-from ltspk.embedding.cache import cached_embeddings, embed_manifest, labels_of
-from ltspk.embedding.embedders import model_fingerprint
+from ltspk.embedding.cache import ManifestEmbeddings, labels_of
 from ltspk.embedding.tables import save_arrays, save_embeddings
 from ltspk.evaluation.metrics import shot_group_accuracy, verification_metrics
 from ltspk.evaluation.records import Record, rebuild_results, stage_document, sweep_records
@@ -111,13 +110,12 @@ def _trial_speakers(ids_needed, prepared):
     return np.array([spk.get(i, "?") for i in ids_needed])
 
 
-def verification(brain, prepared, out, h, progress, model_hash, cache):
+def verification(embeddings, head, prepared, out, h):
     """Verification records (cosine scoring, the head's embedding variants, AS-norm)."""
     trials_path = prepared / "trials.txt"
     if not trials_path.is_file():
         return []
-    ids, emb = cached_embeddings(brain, prepared / "verification.csv", cache / "verification.npz", h, progress,
-                                 model_hash)
+    ids, emb = embeddings.cached(prepared / "verification.csv", "verification.npz")
     save_embeddings(out / "embeddings_verification.npz", ids, emb)
     table = EmbeddingTable(ids, emb)
     protocol = "audio"
@@ -134,7 +132,6 @@ def verification(brain, prepared, out, h, progress, model_hash, cache):
                 enrol_speakers=_trial_speakers(enrol_ids, prepared), test_speakers=_trial_speakers(test_ids, prepared))
     records = [Record(STAGE, "verification", "cosine", "trials", {**verification_metrics(scores, labels, p_targets),
                                                                   "enrol_protocol": protocol})]
-    head = brain.head
     for family, t in head.embedding_variants().items():
         for value in h.get(t.hparam, t.grid) or []:
             with torch.inference_mode():
@@ -144,7 +141,7 @@ def verification(brain, prepared, out, h, progress, model_hash, cache):
             records.append(Record(STAGE, "verification", family, "trials", verification_metrics(s, labels, p_targets),
                                   {t.param: float(value)}, "diagnostic"))
     if h.get("score_norm") == "asnorm":
-        cohort = cohort_embeddings(brain, prepared / "train.csv", h, progress)
+        cohort = cohort_embeddings(embeddings, prepared / "train.csv", h)
         top_k = h.get("asnorm_top_k", 300)
         normed = as_norm(table, enrol_ids, test_ids, cohort, top_k, source=trials_path)
         records.append(Record(STAGE, "verification", "asnorm", "trials",
@@ -161,7 +158,7 @@ def tde_embeddings(head, matrix, alpha):
         return head.transform_embeddings("tde_embeddings", x, tde_alpha=alpha).cpu().numpy()
 
 
-def cohort_embeddings(brain, train_csv, h, progress):
+def cohort_embeddings(embeddings, train_csv, h):
     """AS-norm cohort: speaker-mean embeddings of training speakers, from up to
     ``asnorm_cohort_utts`` utterances each (first by ID, so the cohort is reproducible)."""
     per = h.get("asnorm_cohort_utts", 3)
@@ -170,7 +167,7 @@ def cohort_embeddings(brain, train_csv, h, progress):
         if taken.get(u.spk_id, 0) < per:
             taken[u.spk_id] = taken.get(u.spk_id, 0) + 1
             chosen.append(u)
-    ids, emb = embed_manifest(brain, train_csv, h, progress, rows=chosen)
+    ids, emb = embeddings.of_rows(train_csv, chosen)
     spk_of = {u.ID: u.spk_id for u in chosen}
     return speaker_means(EmbeddingTable(ids, emb), spk_of)[1]
 
@@ -218,12 +215,12 @@ def validation_verification(split, h):
 class SpeakerIdSplit:
     """Embeddings of one speaker-ID split with their classes and shot groups."""
 
-    def __init__(self, brain, csv_path, encoder, shot_groups, h, progress, model_hash, cache):
+    def __init__(self, embeddings, csv_path, cache_name, encoder, shot_groups, device):
         rows = read_manifest(csv_path)
-        self.ids, emb = cached_embeddings(brain, csv_path, cache, h, progress, model_hash)
+        self.ids, emb = embeddings.cached(csv_path, cache_name)
         self.targets, self.speakers = labels_of(self.ids, rows, encoder, csv_path)
         self.groups = np.array([shot_groups[s] for s in self.speakers])
-        self.x = torch.from_numpy(emb).to(brain.head.log_prior.device)
+        self.x = torch.from_numpy(emb).to(device)
         self.emb = emb
 
     def predict(self, head, family, **params):
@@ -234,15 +231,15 @@ class SpeakerIdSplit:
         return shot_group_accuracy(pred, self.targets, self.groups)
 
 
-def speaker_id(exp, out, progress, model_hash, cache):
+def speaker_id(exp, embeddings, out):
     """Speaker-ID records: plain, and every tunable family chosen on spkid_valid."""
-    h, brain, prepared = exp.hparams, exp.brain, exp.prepared
+    h, prepared = exp.hparams, exp.prepared
     test_csv = prepared / "spkid_test.csv"
     if not has_rows(test_csv):
         return []
-    head = brain.head.eval()
-    shot = exp.counts_info["shot_groups"]
-    test = SpeakerIdSplit(brain, test_csv, exp.encoder, shot, h, progress, model_hash, cache / "spkid_test.npz")
+    head = exp.brain.head.eval()
+    shot, device = exp.counts_info["shot_groups"], head.log_prior.device
+    test = SpeakerIdSplit(embeddings, test_csv, "spkid_test.npz", exp.encoder, shot, device)
     save_embeddings(out / "embeddings_spkid_test.npz", test.ids, test.emb)
     predictions = {}
 
@@ -256,8 +253,7 @@ def speaker_id(exp, out, progress, model_hash, cache):
     grids = tunable_grids(head, h)
     valid = None
     if has_rows(prepared / "spkid_valid.csv"):
-        valid = SpeakerIdSplit(brain, prepared / "spkid_valid.csv", exp.encoder, shot, h, progress, model_hash,
-                               cache / "spkid_valid.npz")
+        valid = SpeakerIdSplit(embeddings, prepared / "spkid_valid.csv", "spkid_valid.npz", exp.encoder, shot, device)
         records += [Record(STAGE, "speaker_id", "plain", "spkid_valid", valid.accuracy(valid.predict(head, "plain")),
                            role="validation"),
                     validation_verification(valid, h)]
@@ -282,12 +278,12 @@ def evaluate(experiment, out=None, progress=True):
     h, brain, prepared = experiment.hparams, experiment.brain, experiment.prepared
     run_dir = Path(out or h["output_folder"])
     require_validation(prepared, [t.param for t, _ in tunable_grids(brain.head, h).values()], "evaluation")
-    model_hash = model_fingerprint(brain)
-    cache = run_dir / "cache"
+    embeddings = ManifestEmbeddings(experiment.embedder(), h, run_dir / "cache", progress and experiment.shows_progress)
+    model_hash = embeddings.fingerprint
     records, failures = [], {}
     with staged_folder(run_dir / "evaluation", clean=True) as tmp:
-        steps = (("verification", lambda: verification(brain, prepared, tmp, h, progress, model_hash, cache)),
-                 ("speaker_id", lambda: speaker_id(experiment, tmp, progress, model_hash, cache)))
+        steps = (("verification", lambda: verification(embeddings, brain.head, prepared, tmp, h)),
+                 ("speaker_id", lambda: speaker_id(experiment, embeddings, tmp)))
         for name, step in steps:
             try:
                 records += step()

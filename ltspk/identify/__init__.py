@@ -5,8 +5,8 @@ speaker of new recordings (``EnrolmentModel.predict``), reject speakers who were
 ('unknown' below a threshold set for a target false-alarm rate, with a calibrated P(unknown)),
 calibrate the scores (temperature scaling, logistic calibration of verification trials), report by
 shot group, and add new speakers to a saved enrolment (``add_speakers``). ``build`` holds the
-pipeline; ``rows``, ``resample``, ``embedding``, ``split``, ``methods``, ``rejection``, ``model`` and
-``report`` one step each."""
+pipeline; ``rows``, ``split``, ``methods``, ``rejection``, ``model`` and ``report`` one step each
+(embedding and its per-file cache: ``ltspk.embedding``)."""
 
 from ltspk.identify.build import add_speakers, enrol
 from ltspk.identify.model import EnrolmentModel

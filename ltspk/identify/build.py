@@ -5,8 +5,8 @@
 1. List the data (``ltspk.identify.rows``): a speaker-folder corpus (``ltspk.data.folder``), a manifest
    CSV, or a prepared corpus folder (its train / spkid_valid / spkid_test manifests together).
    Unreadable files and files shorter than the embedder's minimum are listed and left out.
-2. Embed every file (``ltspk.identify.embedding``; resampled to the embedder's rate by
-   ``ltspk.identify.resample``, length-sorted batches), reusing cached embeddings keyed per file (path,
+2. Embed every file (``ltspk.embedding.file_cache``; resampled to the embedder's rate by
+   ``ltspk.embedding.reading``, length-sorted batches), reusing cached embeddings keyed per file (path,
    segment, size, mtime) under a source key (embedder fingerprint, sample rate, ``max_seconds``,
    ``batch_size``): the model folder's own ``arrays.npz``, and ``--cache FILE`` when given.
 3. Split per speaker (``ltspk.identify.split``), with a generator seeded by (seed, speaker) so one
@@ -49,9 +49,9 @@ import numpy as np
 
 from ltspk.data.longtail import SHOT_GROUPS, ShotThresholds, shot_groups
 from ltspk.data.manifest import speaker_counts
+from ltspk.embedding.file_cache import cached_embed, embedding_source
 from ltspk.evaluation.metrics import shot_group_accuracy
 from ltspk.evaluation.openset import far_at_threshold, openset_report
-from ltspk.identify.embedding import cached_embed, embedding_source
 from ltspk.identify.methods import fit_methods
 from ltspk.identify.model import FORMAT, VERSION, EnrolmentModel, save_model
 from ltspk.identify.rejection import calibrate_method, impostor_scores, reject_scores, verification_calibration

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from ltspk.data.manifest import Utterance
-from ltspk.identify.embedding import write_cache
+from ltspk.embedding.file_cache import write_cache
+from ltspk.embedding.reading import load_waveform
 from ltspk.identify.methods import Scorer
 from ltspk.identify.rejection import p_unknown, probabilities, reject_scores
 from ltspk.identify.report import report_markdown
-from ltspk.identify.resample import load_waveform
 from ltspk.identify.settings import FAMILIES, EnrolSettings
 from ltspk.runtime.atomic import read_json, staged_folder, write_json, write_text
 from ltspk.runtime.errors import DataError

@@ -15,8 +15,7 @@ import numpy as np
 import torch
 
 from ltspk.data.manifest import read_manifest
-from ltspk.embedding.cache import cached_embeddings, labels_of
-from ltspk.embedding.embedders import model_fingerprint
+from ltspk.embedding.cache import ManifestEmbeddings, labels_of
 from ltspk.embedding.tables import save_arrays
 from ltspk.evaluation.evaluate import SpeakerIdSplit, has_rows, require_validation
 from ltspk.evaluation.records import Record, rebuild_results, stage_document, sweep_records
@@ -36,15 +35,13 @@ def run_stage2(exp, out=None, progress=True):
         raise DataError(prepared / "spkid_test.csv", "has no utterances: stage 2 needs a speaker-ID test split")
     require_validation(prepared, [TAU_NORM.param], "stage 2 (tau-norm)")
     n = len(exp.class_counts)
-    model_hash = model_fingerprint(brain)
-    cache, shot = run_dir / "cache", exp.counts_info["shot_groups"]
+    embeddings = ManifestEmbeddings(exp.embedder(), h, run_dir / "cache", progress and exp.shows_progress)
+    model_hash, shot, device = embeddings.fingerprint, exp.counts_info["shot_groups"], head.log_prior.device
     t0 = time.perf_counter()
-    tr_ids, x_tr = cached_embeddings(brain, prepared / "train.csv", cache / "train.npz", h, progress, model_hash)
+    tr_ids, x_tr = embeddings.cached(prepared / "train.csv", "train.npz")
     y_tr, _ = labels_of(tr_ids, read_manifest(prepared / "train.csv"), exp.encoder, prepared / "train.csv")
-    test = SpeakerIdSplit(brain, prepared / "spkid_test.csv", exp.encoder, shot, h, progress, model_hash,
-                          cache / "spkid_test.npz")
-    valid = SpeakerIdSplit(brain, prepared / "spkid_valid.csv", exp.encoder, shot, h, progress, model_hash,
-                           cache / "spkid_valid.npz")
+    test = SpeakerIdSplit(embeddings, prepared / "spkid_test.csv", "spkid_test.npz", exp.encoder, shot, device)
+    valid = SpeakerIdSplit(embeddings, prepared / "spkid_valid.csv", "spkid_valid.npz", exp.encoder, shot, device)
     timings = {"embedding_extraction_or_cache": time.perf_counter() - t0}
     weight = head.classifier_weight().detach().cpu()
     with torch.inference_mode():  # the feature the class weights apply to (the embedding for most heads)

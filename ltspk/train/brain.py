@@ -298,21 +298,3 @@ class SpeakerBrain(sb.core.Brain):
     @property
     def head(self):
         return unwrap(self.modules.classifier)
-
-    @torch.inference_mode()
-    def embeddings(self, dataset, batch_size=16, num_workers=0, progress=True):
-        """(ids, float32 [N, D] array) for every item of ``dataset``, batched by length."""
-        import numpy as np
-        from tqdm.auto import tqdm
-
-        self.modules.eval()
-        loader = sb.dataio.dataloader.make_dataloader(dataset, batch_size=batch_size, num_workers=num_workers)
-        ids, chunks = [], []
-        quiet = not progress or self.noprogressbar or not sb.utils.distributed.if_main_process()
-        for batch in tqdm(loader, desc="embeddings", disable=quiet):
-            batch = batch.to(self.device)
-            wavs, lens = batch.sig
-            with torch.autocast(device_type=self.device.split(":")[0], enabled=False):
-                chunks.append(self.embed(wavs, lens, unwrapped=True).float().cpu().numpy())
-            ids.extend(batch.id)
-        return ids, np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)

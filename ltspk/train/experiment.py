@@ -24,6 +24,7 @@ from speechbrain.utils.checkpoints import DEFAULT_SAVE_HOOKS, get_default_hook
 from ltspk.data.pipeline import class_counts, crop_pipeline, full_pipeline, label_encoder, load_dataset
 from ltspk.data.samplers import make_sampler
 from ltspk.data.summary import load_counts
+from ltspk.embedding.embedders import ModuleEmbedder
 from ltspk.runtime.checkpoints import AtomicCheckpointer, describe_checkpoint
 from ltspk.runtime.errors import CheckpointError, DataError, HparamsError
 from ltspk.runtime.fingerprint import RunIdentity, RunSettings, describe, training_settings
@@ -320,6 +321,16 @@ class Experiment:
             curves = write_training_curves(self.hparams)
             if curves is not None:
                 log.info("training curves: %s", curves)
+
+    def embedder(self):
+        """The run's embedder as it is in memory (features, normaliser, embedding model): what evaluation,
+        stage 2 and extraction embed with (``ltspk.embedding.cache.ManifestEmbeddings``)."""
+        return ModuleEmbedder(self.brain.modules, self.brain.device)
+
+    @property
+    def shows_progress(self):
+        """Whether progress bars are shown: not with ``--noprogressbar``, and only in the main process."""
+        return not self.brain.noprogressbar and sb.utils.distributed.if_main_process()
 
     def selects_checkpoint(self):
         """Whether evaluation uses another model than the latest checkpoint (best or averaged)."""

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ltspk.embedding.reading import load_waveform
 from ltspk.embedding.tables import save_arrays
-from ltspk.identify.resample import load_waveform
 from ltspk.runtime.errors import DataError
 
-log = logging.getLogger("ltspk.identify")  # identification's one logger (the recipe prints its name)
+log = logging.getLogger(__name__)
 
 
 def file_key(u):
