@@ -25,6 +25,7 @@ import numpy as np
 import speechbrain as sb
 import torch
 import torch.nn.functional as F
+from bench_loader import make_files  # the script's own folder is on sys.path when it runs
 from speechbrain.dataio.encoder import CategoricalEncoder
 from speechbrain.lobes.features import Fbank
 from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
@@ -32,9 +33,6 @@ from speechbrain.processing.features import InputNormalization
 
 from ltspk.data.pipeline import crop_pipeline, load_dataset
 from ltspk.heads import AAMHead
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_loader import make_files  # noqa: E402
 
 
 class Utilisation:

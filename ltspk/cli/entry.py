@@ -16,13 +16,11 @@ from ltspk.runtime.errors import LtspkError  # ltspk first: it keeps SpeechBrain
 def run(main, doc=None, argv=None):
     """Call ``main(argv)`` (``sys.argv[1:]`` by default) as every recipe does, then exit."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if doc is not None:
-        from ltspk.cli.help import help_requested
-
-        if help_requested(argv, doc):
-            sys.exit(0)
     try:
-        status = main(argv)
+        if doc is not None and _help(argv, doc):
+            status = 0
+        else:
+            status = main(argv)
         sys.stdout.flush()
     except LtspkError as e:
         sys.exit(f"error: {e}")
@@ -31,3 +29,9 @@ def run(main, doc=None, argv=None):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
     sys.exit(status or 0)
+
+
+def _help(argv, doc):
+    from ltspk.cli.help import help_requested
+
+    return help_requested(argv, doc)

@@ -147,6 +147,7 @@ def load_hparams(hparams_file, overrides=None):
     text = hparams_text(path, overrides or "")
     compose(text, path)  # a YAML error is an HparamsError naming the file, not a parser traceback
     overrides = none_as_null(overrides, nullable_keys(text))
+    check_numbers(path, _override_values(overrides))  # --lr abc: named as such, before any object is built
     stream = io.StringIO(text)
     stream.name = str(path)  # hyperpyyaml resolves !include: paths against it
     try:
@@ -174,6 +175,22 @@ def load_hparams(hparams_file, overrides=None):
     check_nested(path, hparams)
     check_numbers(path, hparams)
     return hparams
+
+
+def _override_values(overrides):
+    """The command-line overrides as a dict of plain values (SpeechBrain passes them as YAML text);
+    {} when they are not plain YAML (tags: hyperpyyaml reads them)."""
+    if isinstance(overrides, dict):
+        return overrides
+    if not overrides:
+        return {}
+    from ruamel.yaml import YAML
+
+    try:
+        values = YAML(typ="safe").load(overrides)
+    except Exception:  # noqa: BLE001 (tagged or odd YAML: hyperpyyaml reads it and says what is wrong)
+        return {}
+    return values if isinstance(values, dict) else {}
 
 
 def check_keys(path, hparams, text):
