@@ -10,6 +10,7 @@ import numpy as np
 
 from ltspk.compare.comparison import corpus_labels, run_intervals
 from ltspk.compare.stats import accuracy_interval
+from ltspk.evaluation.metrics import det_curve
 from ltspk.evaluation.records import GROUPS
 from ltspk.runtime.figures import pyplot, save_figure  # noqa: F401 (save_figure: this module's writer)
 
@@ -210,8 +211,6 @@ def plot_det(runs, path, title=""):
     """DET curves (probit axes) of the cosine scores, the first seed of each configuration (line
     style per configuration)."""
     from scipy.stats import norm
-
-    from ltspk.evaluation.metrics import det_curve
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 5.5))

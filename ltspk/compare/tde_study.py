@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ltspk.compare import plots
 from ltspk.compare.comparison import label_runs, paired_difference
 from ltspk.compare.report import versus_text
 from ltspk.compare.stats import over_seeds
@@ -134,9 +135,8 @@ def plot(rows, path, title=""):
     """Left: mean cos(x, d) on test by shot group per configuration (sd over seeds); right: TDE -
     plain accuracy (few, overall) with its interval; a caption says what cos(x, d) is and when
     TDE is plain inference."""
-    from ltspk.compare.plots import pyplot, save_figure
 
-    plt = pyplot()
+    plt = plots.pyplot()
     fig, (a, b) = plt.subplots(1, 2, figsize=(max(10.0, 2.2 * len(rows) + 4), 4.6))
     x = np.arange(len(rows))
     width = 0.8 / len(GROUPS)
@@ -170,4 +170,4 @@ def plot(rows, path, title=""):
     import textwrap
 
     fig.text(0.01, 0.01, "\n".join(textwrap.wrap(CAPTION, 170)), fontsize=7.5, color="0.25", ha="left", va="bottom")
-    return save_figure(fig, path)
+    return plots.save_figure(fig, path)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ltspk.data.manifest import read_manifest
 from ltspk.data.pipeline import full_pipeline, load_dataset
 from ltspk.runtime.atomic import atomic_path
 from ltspk.runtime.errors import DataError
@@ -81,7 +82,6 @@ def audio_digest(csv_path):
     """SHA-256 over the path, size and modification time (ns) of every audio file a manifest lists:
     audio overwritten in place (same manifest) gives another digest. A missing file is a DataError
     naming it and its utterance."""
-    from ltspk.data.manifest import read_manifest
 
     digest, seen = hashlib.sha256(), set()
     for u in read_manifest(csv_path):

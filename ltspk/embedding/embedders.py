@@ -36,6 +36,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ltspk.runtime.averaging import average_into
+from ltspk.runtime.checkpoint_policy import CheckpointPolicy
+from ltspk.runtime.checkpoints import AtomicCheckpointer
 from ltspk.runtime.errors import DataError
 from ltspk.runtime.legacy import modern_paths
 
@@ -191,8 +194,6 @@ def run_checkpoints(run_dir):
     ``Experiment.recover`` chooses them from the run's ``hyperparams.yaml`` (read, nothing built):
     the last ``ckpt_average_last`` epoch checkpoints (to average) when that is > 1, else the best by
     ``ckpt_min_key`` / ``ckpt_max_key``, else the latest. Returns (checkpoints, how, in words)."""
-    from ltspk.runtime.checkpoint_policy import CheckpointPolicy
-    from ltspk.runtime.checkpoints import AtomicCheckpointer
 
     path = Path(run_dir)
     yaml_path, save = path / "hyperparams.yaml", path / "save"
@@ -212,9 +213,6 @@ class RunEmbedder(ModuleEmbedder):
 
     def __init__(self, run_dir, device="cpu"):
         from hyperpyyaml import load_hyperpyyaml
-
-        from ltspk.runtime.averaging import average_into
-        from ltspk.runtime.checkpoints import AtomicCheckpointer
 
         self.path = Path(run_dir).resolve()
         yaml_path = self.path / "hyperparams.yaml"

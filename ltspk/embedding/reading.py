@@ -3,6 +3,8 @@
 
 import math
 
+from ltspk.data import audio
+from ltspk.data.audio import to_tensor
 from ltspk.runtime.errors import DataError
 
 # torch runs conv1d (the resampler's) on oneDNN when the padded input holds more than 20,480 samples
@@ -31,7 +33,6 @@ def load_waveform(path, embedder, start=0, stop=None, max_seconds=None):
     (resampled), cut to its first ``max_seconds`` after resampling; only the frames that cut needs
     are read (``frames_to_read``), so a long file is not read whole. Too-short audio is an error
     naming the file."""
-    from ltspk.data.audio import read_segment, to_tensor
 
     def window(sr):
         length = -1 if stop is None else max(0, stop - start)
@@ -40,7 +41,7 @@ def load_waveform(path, embedder, start=0, stop=None, max_seconds=None):
             length = need if length < 0 else min(length, need)
         return start, length
 
-    x, sr = read_segment(str(path), window)
+    x, sr = audio.read_segment(str(path), window)  # looked up at the call (tests replace it)
     wav = to_tensor(x, sr, embedder.sample_rate, path)
     if max_seconds:
         wav = wav[: int(max_seconds * embedder.sample_rate)]

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ltspk.data.audio import printable
 from ltspk.data.manifest import Utterance
+from ltspk.embedding.embedders import from_spec, load_embedder
 from ltspk.embedding.file_cache import write_cache
 from ltspk.embedding.reading import load_waveform
 from ltspk.identify.methods import Scorer
@@ -72,7 +74,6 @@ class EnrolmentModel:
                 zip(a["utt_ids"], a["utt_duration"], a["utt_paths"], a["utt_start"], a["utt_stop"], a["utt_speakers"])]
 
     def embedder(self, override=None, device="cpu"):
-        from ltspk.embedding.embedders import from_spec, load_embedder
 
         return load_embedder(override, device) if override else from_spec(self.info["embedder"], device)
 
@@ -106,7 +107,6 @@ class EnrolmentModel:
                                                                                      "threshold")}}
         calibration = self.info["methods"][dep["method"]].get("unknown_calibration")
         self.check_embedder(embedder)
-        from ltspk.data.audio import printable
 
         scorer, results, wavs = self.scorer(dep["method"]), [], []
         for p in paths:

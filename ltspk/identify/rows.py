@@ -5,6 +5,8 @@ import logging
 import os
 from pathlib import Path
 
+from ltspk.data.audio import probe_many
+from ltspk.data.folder import list_speaker_folders
 from ltspk.data.manifest import Utterance, read_manifest
 from ltspk.runtime.errors import DataError
 
@@ -14,8 +16,6 @@ log = logging.getLogger("ltspk.identify")  # identification's one logger (the re
 def list_rows(source, min_seconds=0.0, progress=False):
     """(rows sorted by speaker then ID, bad files [(path, why)]) of a speaker folder, a manifest
     CSV, or a prepared corpus folder."""
-    from ltspk.data.audio import probe_many
-    from ltspk.data.folder import list_speaker_folders
 
     p, bad = Path(source), []
     if p.is_file() and p.suffix.lower() == ".csv":

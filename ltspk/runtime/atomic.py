@@ -11,6 +11,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ltspk.runtime.errors import DataError
+
 
 def _umask():
     mask = os.umask(0)
@@ -57,7 +59,6 @@ def write_json(path, obj):
 
 
 def read_json(path):
-    from ltspk.runtime.errors import DataError
 
     try:
         with open(path, encoding="utf-8") as f:

@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 from speechbrain.utils.checkpoints import average_checkpoints
 
+from ltspk.runtime.checkpoints import AtomicCheckpointer, read_weights
+
 log = logging.getLogger(__name__)
 AVERAGED = ("embedding_model", "classifier")  # the recoverables whose parameters are averaged
 
@@ -47,14 +49,12 @@ def average_into(modules, checkpoints, names=AVERAGED):
 
 
 def _load(path, map_location="cpu"):
-    from ltspk.runtime.checkpoints import read_weights  # torch.load(weights_only=True); errors name the file
 
     return read_weights(path, map_location)
 
 
 def write_averaged(folder, recoverables, meta, name):
     """Save ``recoverables`` as the only checkpoint in ``folder`` (any earlier one is removed)."""
-    from ltspk.runtime.checkpoints import AtomicCheckpointer
 
     folder = Path(folder)
     if folder.is_dir():

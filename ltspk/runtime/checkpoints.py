@@ -36,6 +36,7 @@ from speechbrain.utils.checkpoints import (
 from speechbrain.utils.distributed import ddp_barrier, if_main_process
 
 from ltspk.runtime.errors import CheckpointError, LtspkError
+from ltspk.runtime.fingerprint import read_settings
 
 log = logging.getLogger(__name__)
 PENDING = METAFNAME + ".pending"
@@ -185,7 +186,6 @@ def describe_checkpoint(ckpt, kind=None):
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise CheckpointError(files["brain"], f"not a readable checkpoint file ({type(e).__name__}): delete the "
                                               f"checkpoint folder {ckpt.path.name} to use the one before it") from None
-    from ltspk.runtime.fingerprint import read_settings
 
     record = read_settings(files["settings"]) if "settings" in files else {}
     mid = not ckpt.meta.get("end-of-epoch", True)

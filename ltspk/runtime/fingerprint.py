@@ -29,6 +29,7 @@ import logging
 
 from speechbrain.utils.checkpoints import mark_as_loader, mark_as_saver, register_checkpoint_hooks
 
+from ltspk.runtime.atomic import write_json
 from ltspk.runtime.errors import DataError
 from ltspk.runtime.legacy import modern_paths
 
@@ -251,7 +252,6 @@ class RunSettings:
 
     @mark_as_saver
     def save(self, path):
-        from ltspk.runtime.atomic import write_json
 
         write_json(path, {"settings": self.settings, "extended": self.extended})
 

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import soundfile as sf
 
+from ltspk.data.folder import audio_files
+from ltspk.runtime.atomic import atomic_open
 from ltspk.runtime.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,6 @@ CSV_HEADER = ["ID", "duration", "wav", "wav_format", "wav_opts"]
 
 
 def _listing(folder):
-    from ltspk.data.folder import audio_files
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -104,7 +105,6 @@ def write_augment_csv(folder, csv_file, sample_rate=16000, max_seconds=None, pie
     if not rows:
         raise DataError(folder, f"no usable augmentation audio: {len(skipped)} file(s) left out, e.g. "
                                 f"{skipped[0][0]}: {skipped[0][1]}")
-    from ltspk.runtime.atomic import atomic_open
 
     with atomic_open(csv_file, "w", encoding="utf-8", newline="") as f:
         w = csv.writer(f)

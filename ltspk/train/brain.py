@@ -41,6 +41,7 @@ import torch
 from speechbrain.utils.checkpoints import mark_as_loader, register_checkpoint_hooks
 
 from ltspk.embedding.embedders import unwrap
+from ltspk.evaluation.metrics import shot_group_accuracy
 from ltspk.runtime.errors import HparamsError
 from ltspk.runtime.rng import host_rng_state, set_host_rng_state
 from ltspk.train import pretrained
@@ -228,7 +229,6 @@ class SpeakerBrain(sb.core.Brain):
     def valid_stats(self, loss):
         """{loss, error, acc, acc_many, acc_medium, acc_few} on the validation set (accuracy and error
         in %; a shot group without validation utterances is left out)."""
-        from ltspk.evaluation.metrics import shot_group_accuracy
 
         true = torch.cat(self._valid_true).numpy() if self._valid_true else []
         pred = torch.cat(self._valid_pred).numpy() if self._valid_pred else []

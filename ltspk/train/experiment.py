@@ -21,17 +21,24 @@ import speechbrain as sb
 from speechbrain.dataio.sampler import ReproducibleRandomSampler
 from speechbrain.utils.checkpoints import DEFAULT_SAVE_HOOKS, get_default_hook
 
+from ltspk.data.corpora import options_from_hparams
+from ltspk.data.manifest import read_manifest
 from ltspk.data.pipeline import class_counts, crop_pipeline, full_pipeline, label_encoder, load_dataset
+from ltspk.data.prepared import ensure_prepared, preparation_record
 from ltspk.data.samplers import make_sampler
 from ltspk.data.summary import load_counts
 from ltspk.embedding.embedders import ModuleEmbedder
+from ltspk.runtime.averaging import average_into, write_averaged
 from ltspk.runtime.checkpoints import AtomicCheckpointer, describe_checkpoint
 from ltspk.runtime.errors import CheckpointError, DataError, HparamsError
 from ltspk.runtime.fingerprint import RunIdentity, RunSettings, describe, training_settings
 from ltspk.runtime.rng import RNGState, loader_generator, seed_host_generators
+from ltspk.train.augment import summary
 from ltspk.train.brain import SpeakerBrain
+from ltspk.train.hparams import load_hparams
 from ltspk.train.losses import build_loss
 from ltspk.train.options import TrainOptions, crop_seconds  # noqa: F401 (crop_seconds: read by the recipes' tests)
+from ltspk.train.pretrained import check_pretrained_embedder, load_pretrained_embedder
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +46,6 @@ log = logging.getLogger(__name__)
 def prepare_data(hparams):
     """Prepare the corpus into ``prepared_folder`` (whole, through a temporary folder), or
     reuse a preparation made with the same corpus, data folder and options."""
-    from ltspk.data.corpora import options_from_hparams
-    from ltspk.data.prepared import ensure_prepared
 
     sb.utils.distributed.run_on_main(ensure_prepared, args=list(options_from_hparams(hparams)))
     return Path(hparams["prepared_folder"])
@@ -48,7 +53,6 @@ def prepare_data(hparams):
 
 def require_training_data(train_csv):
     """The training manifest's rows; none is an error naming the file."""
-    from ltspk.data.manifest import read_manifest
 
     rows = read_manifest(train_csv)
     if not rows:
@@ -142,7 +146,6 @@ class Experiment:
     def prepare(self):
         """Prepare the corpus (or reuse its preparation), record it in the settings, read the training
         manifest and counts."""
-        from ltspk.data.prepared import preparation_record
 
         self.prepared = prepare_data(self.hparams)
         self.settings.settings["preparation"] = preparation_record(self.prepared)
@@ -229,7 +232,6 @@ class Experiment:
         h = self.hparams
         if not h.get("valid_during_training"):
             return None
-        from ltspk.data.manifest import read_manifest
 
         path = self.prepared / "spkid_valid.csv"
         rows = read_manifest(path) if path.is_file() else []
@@ -267,7 +269,6 @@ class Experiment:
         """When fine-tuning a run that has no checkpoint yet: refuse a pretrained embedder that is
         missing or does not fit the configured embedding model, before the data are prepared. Returns
         the weights read and what they are (``init_from_pretrained`` loads them), or None."""
-        from ltspk.train.pretrained import check_pretrained_embedder
 
         finetune = self.options.finetune
         save = Path(self.hparams["save_folder"])
@@ -279,7 +280,6 @@ class Experiment:
         """Load ``pretrained_embedder``'s embedding model into this run's when fine-tuning and training
         starts from scratch (no checkpoint to resume: a resumed run continues from its own weights).
         Returns what was loaded, or None."""
-        from ltspk.train.pretrained import load_pretrained_embedder
 
         finetune = self.options.finetune
         if finetune is None:
@@ -305,7 +305,6 @@ class Experiment:
         valid_set = self.valid_set()
         augment = self.options.augment
         if augment is not None:
-            from ltspk.train.augment import summary
 
             log.info(summary(augment))
             for note in getattr(augment, "ltspk_off", []):
@@ -359,7 +358,6 @@ class Experiment:
         """Load the mean of the epoch checkpoints ``found`` into the model (WeSpeaker's model averaging:
         ``ltspk.runtime.averaging``) and write it to ``<save_folder>/averaged``, a SpeechBrain checkpoint (never
         resumed from). Returns that checkpoint."""
-        from ltspk.runtime.averaging import average_into, write_averaged
 
         self.brain.checkpointer.load_checkpoint(found[0])  # the latest: normaliser, identity check
         average_into(self.modules, found)  # the raw modules (the Brain's, or inside its DDP wrappers)
@@ -376,7 +374,6 @@ def trained_experiment(argv):
     (``HPARAMS [--run_opts] [--overrides]``), build the experiment and restore its latest
     checkpoint, refusing one of another configuration or label encoder (``CheckpointMismatch``).
     Returns (experiment, hparams file, overrides)."""
-    from ltspk.train.hparams import load_hparams
 
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     hparams = load_hparams(hparams_file, overrides)

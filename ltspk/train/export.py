@@ -31,6 +31,7 @@ from ruamel.yaml.tag import Tag
 from torch import nn
 
 from ltspk.embedding.embedders import unwrap
+from ltspk.evaluation.records import read_stage
 from ltspk.runtime.atomic import atomic_open, atomic_path, write_text
 from ltspk.runtime.errors import DataError
 
@@ -53,7 +54,6 @@ def chosen_inference(run_dir, head):
     """``{"family", "params", "valid_accuracy"}``: of ``head``'s stage-1 inference families, the one
     setting with the best accuracy on the run's validation split (``<run>/evaluation/records.json``),
     ties going to plain inference (a family's neutral setting); None where the run has no such records."""
-    from ltspk.evaluation.records import read_stage
 
     doc = read_stage(run_dir, "evaluate")
     if doc is None:

@@ -21,6 +21,11 @@ import difflib
 import re
 from pathlib import Path
 
+from ltspk.data.corpora import CORPUS_KEYS, PREP_KEYS
+from ltspk.data.prepare import PrepOptions
+from ltspk.data.samplers import SAMPLERS
+from ltspk.data.synthetic import make_corpus
+from ltspk.heads.methods import hparams_keys, nested_options, registered
 from ltspk.runtime.errors import HparamsError, LtspkError
 from ltspk.train.layering import blocks, compose, hparams_text
 
@@ -59,8 +64,6 @@ def _loader_options():
 
 def _prep_options():
     from dataclasses import fields
-
-    from ltspk.data.prepare import PrepOptions
 
     return {f.name for f in fields(PrepOptions)}
 
@@ -110,7 +113,6 @@ METHOD_PACKAGES = ("ltspk.heads", "ltspk.longtail")  # where long-tail methods a
 
 def method_keys():
     """The long-tail methods' hparams keys (``ltspk.heads.methods``) and {options key: its options}."""
-    from ltspk.heads.methods import hparams_keys, nested_options, registered
 
     methods = registered(*METHOD_PACKAGES)
     return hparams_keys(methods), nested_options(methods)
@@ -120,8 +122,6 @@ def known_keys():
     """ltspk's keys, the preparation and corpus keys (``ltspk.data.corpora``) and SpeechBrain's run
     options (which a YAML may set too)."""
     from speechbrain.core import RunOptions
-
-    from ltspk.data.corpora import CORPUS_KEYS, PREP_KEYS
 
     corpus_keys = {k for keys in CORPUS_KEYS.values() for k in keys}
     return LTSPK_KEYS | method_keys()[0] | set(PREP_KEYS) | corpus_keys | set(RunOptions().as_dict())
@@ -221,11 +221,9 @@ def check_nested(path, hparams):
 
 
 def _corpus_options(corpus):
-    from ltspk.data.corpora import CORPUS_KEYS
 
     keys = set(CORPUS_KEYS.get(corpus, ()))
     if corpus == "synthetic":
-        from ltspk.data.synthetic import make_corpus
 
         keys |= _callable_options(lambda: make_corpus, {"out_dir"})()
     return keys
@@ -254,7 +252,6 @@ def check_numbers(path, hparams):
         positive("train_dataloader_options.batch_size", loader.get("batch_size"))
     positive("crop_seconds", hparams.get("crop_seconds"))
     positive("sentence_len", hparams.get("sentence_len"))
-    from ltspk.data.samplers import SAMPLERS
 
     sampler = hparams.get("sampler")
     if sampler is not None and sampler not in SAMPLERS:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ltspk.runtime.errors import HparamsError
 from ltspk.runtime.legacy import modern_paths
+from ltspk.train.pretrained import with_finetune_keys
 
 
 def bases(*names):
@@ -121,6 +122,5 @@ def hparams_text(hparams_file, overrides=None, _seen=()):
         text = merge_text(merged, own, path)
     if overrides is None:
         return text
-    from ltspk.train.pretrained import with_finetune_keys
 
     return with_finetune_keys(text, overrides)  # --pretrained_embedder on any file

@@ -39,6 +39,8 @@ adds the keys a file lacks, at their defaults, when an override names them.
 import re
 from pathlib import Path
 
+from ltspk.embedding.embedders import missing_model_files, run_checkpoints, source_kind
+from ltspk.runtime.averaging import mean_state_dicts
 from ltspk.runtime.errors import DataError
 
 DEFAULTS = {"pretrained_embedder": None, "embedder_lr_scale": 0.1}
@@ -121,7 +123,6 @@ def check_pretrained_embedder(model, source):
     model does not fit ``model`` (``PretrainedMismatch``, naming the folder and the parameters).
     Returns ``(state dict, what it is in words)``: pass it to ``load_pretrained_embedder`` so that
     the weights are read once."""
-    from ltspk.embedding.embedders import missing_model_files, run_checkpoints, source_kind
 
     kind, path = source_kind(source)
     path = path.expanduser().resolve()
@@ -144,7 +145,6 @@ def check_pretrained_embedder(model, source):
                                   "and save/)")
         files = [path / "embedding_model.ckpt"]
         what = f"the embedding model of SpeechBrain model folder {path}"
-    from ltspk.runtime.averaging import mean_state_dicts
 
     state = mean_state_dicts(_load_state(f) for f in files) if len(files) > 1 else _load_state(files[0])
     check_compatible(model, state, path, _declared_embedder(path / "hyperparams.yaml"))
