@@ -18,6 +18,7 @@ import argparse
 from pathlib import Path
 
 from ltspk.cli.entry import run
+from ltspk.runtime.errors import LtspkError
 
 
 def main(argv=None):
@@ -39,6 +40,10 @@ def main(argv=None):
     runs = [load_run(r) for r in a.runs]
     check_runs(runs, a.allow_mixed_corpora)
     rows, base = aggregate(runs, a.baseline)
+    known = sorted({r.mode for r in rows if r.task == "speaker_id"})
+    unknown = [m for m in a.modes if m not in known]
+    if unknown:
+        raise LtspkError(f"--modes {' '.join(unknown)}: no such inference in these runs; they have {', '.join(known)}")
     notes = comparison_notes(runs)
     recs = recommend(rows, base)
     table = markdown(rows, runs, base, notes=notes, recommendation=recommendation_text(recs))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ltspk.cli.argtypes import number_or_auto, number_or_none, parse_args
 from ltspk.cli.entry import run
-from ltspk.runtime.errors import DataError
+from ltspk.runtime.errors import DataError, LtspkError
 
 
 def read_scores(path):
@@ -190,7 +190,10 @@ def main(argv):
 
     a = parse_args(ap, argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    a.func(a)
+    try:
+        a.func(a)
+    except ValueError as e:  # the user's own recordings and scores: what they cannot give is said in one line
+        raise LtspkError(str(e)) from None
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ configured embedding_model must have the pretrained one's shapes (refused, namin
 otherwise); the weights are loaded only when training starts from scratch.
 """
 
+import json
 import logging
 from pathlib import Path
 
@@ -54,25 +55,26 @@ def main(argv):
 
 
 def save_hyperparams(hparams_file, overrides, folder):
-    """<folder>/hyperparams.yaml as SpeechBrain writes it (references resolved, overrides applied), of the
-    whole configuration (its base files merged in), with the paths inside the run folder as
-    ``!ref <output_folder>/...`` (``ltspk.train.run_folder.relocatable_text``)."""
-    from hyperpyyaml import resolve_references
-
+    """<folder>/hyperparams.yaml: the whole configuration (its base files merged in) with the overrides
+    over their keys and the references kept, so that a value given again later (``evaluate.py RUN
+    --tde_alphas ...``, ``train.py RUN/hyperparams.yaml --number_of_epochs 20 --extend_epochs``) reaches
+    everything that refers to it; the paths inside the run folder as ``!ref <output_folder>/...``
+    (``ltspk.train.run_folder.relocatable_text``) and the corpus by absolute paths."""
     from ltspk.runtime.atomic import write_text
-    from ltspk.train.hparams import referenced_keys
-    from ltspk.train.layering import hparams_text
+    from ltspk.train.hparams import none_as_null, nullable_keys
+    from ltspk.train.layering import hparams_text, merge_text
     from ltspk.train.run_folder import absolute_external_paths, relocatable_text
 
     source = hparams_text(hparams_file, overrides or "")
-    text = resolve_references(source, overrides).getvalue()
+    given = overrides or ""
+    if isinstance(given, dict):
+        given = "".join(f"{k}: {json.dumps(v)}\n" for k, v in given.items())
+    given = none_as_null(given, nullable_keys(source))  # --key none: null, as the run read it
+    text = merge_text(source, f"{given.rstrip()}\noutput_folder: {folder}\n", hparams_file)
     text = relocatable_text(text, folder)  # the run's own files relative to it: the folder may be moved
     text = absolute_external_paths(text)  # the corpus where it is: the run may be evaluated from anywhere
-    # keys that only held values for references (aam_margin) are resolved away: named here, the key
-    # check (ltspk.train.hparams.referenced_keys) knows them when the run folder is read again
-    refs = " ".join(f"<{k}>" for k in sorted(referenced_keys(source)))
     write_text(Path(folder) / "hyperparams.yaml", f"# Generated from:\n# {Path(hparams_file).resolve()}\n"
-                                                  f"# References resolved: {refs}\n# yamllint disable\n{text}")
+                                                  f"# yamllint disable\n{text}")
 
 
 def train(hparams, hparams_file, run_opts, overrides, extend_epochs=False):

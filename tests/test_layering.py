@@ -3,6 +3,7 @@ keys of their own (a variant changes one value), a run folder's saved hyperparam
 and run folders written with the old module paths still load."""
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,66 @@ def test_old_module_paths_are_read_as_todays(tmp_path):
     assert "ltspk.schedulers.CosineScheduler" in old.read_text()
     h = load_hyperpyyaml(io.StringIO(hparams_text(old).split("\nbase:")[0]), {"data_folder": str(tmp_path)})
     assert type(h["lr_annealing"]).__module__ == "ltspk.train.schedulers"
+
+
+def test_a_value_given_again_on_a_run_folder_reaches_what_refers_to_it(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    recipe_module("train").save_hyperparams(ROOT / "hparams" / "demo_aam.yaml",
+                                            f"output_folder: {folder}\nnumber_of_epochs: 2\nimbalance_factor: none\n",
+                                            folder)
+    saved = folder / "hyperparams.yaml"
+    h = load_hparams(saved, {"output_folder": str(folder)})
+    assert h["epoch_counter"].limit == 2 and h["imbalance_factor"] is None
+    h = load_hparams(saved, {"output_folder": str(folder), "number_of_epochs": 5, "aam_margin": 0.1, "lr": 0.01})
+    assert h["epoch_counter"].limit == 5 and h["classifier"].keywords["margin"] == 0.1
+    assert h["opt_class"].keywords["lr"] == 0.01
+
+
+def test_a_resolved_run_folder_refuses_an_epoch_count_it_cannot_reach(tmp_path):
+    from ltspk.train.options import TrainOptions
+
+    text = (tmp_path / "h.yaml")
+    text.write_text(hparams_text(ROOT / "hparams" / "demo_aam.yaml").replace(
+        "limit: !ref <number_of_epochs>", "limit: 12"))
+    h = load_hparams(text, {"output_folder": str(tmp_path / "o"), "number_of_epochs": 13})
+    with pytest.raises(HparamsError, match="number_of_epochs is 13 but epoch_counter counts to 12"):
+        TrainOptions.from_hparams(h)
+
+
+@pytest.mark.parametrize("name, key, value, message", [
+    ("demo_aam.yaml", "aam_margin", "abc", "margin must be a number, got 'abc'"),
+    ("demo_aam.yaml", "aam_margin", -0.5, "margin must be >= 0 and < 1.5708, got -0.5"),
+    ("demo_aam.yaml", "aam_scale", 0, "scale must be > 0, got 0"),
+    ("demo_la.yaml", "aam_la_tau", -1, "la_tau must be >= 0, got -1"),
+    ("demo_tde.yaml", "causal_num_heads", 0, "num_heads must be a whole number >= 1, got 0"),
+    ("demo_tde.yaml", "causal_num_heads", 5, "not divisible into 5 heads"),
+    ("demo_tde.yaml", "causal_mu", 1.5, "mu must be >= 0 and < 1, got 1.5"),
+    ("demo_tde.yaml", "causal_feature", "relux", "feature must be one of"),
+    ("demo_tde.yaml", "causal_gamma", -1, "gamma must be >= 0"),
+])
+def test_a_head_argument_it_refuses_is_named_when_loading(tmp_path, name, key, value, message):
+    with pytest.raises(HparamsError, match="classifier: .*Head refuses its arguments: .*" + re.escape(message)):
+        load_hparams(ROOT / "hparams" / name, {"output_folder": str(tmp_path / "o"), key: value})
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("tde_alphas", "abc", "tde_alphas must be a list of numbers"),
+    ("tde_alphas", [0, "x"], "tde_alphas must be a list of numbers"),
+    ("crt_options", [1], "crt_options must be a mapping of options"),
+    ("crt_options", {"lr": "abc"}, "crt_options.lr must be a number > 0, got 'abc'"),
+    ("lws_options", {"epochs": 0}, "lws_options.epochs must be a number > 0, got 0"),
+    ("ckpt_average_last", 1.5, None),
+])
+def test_long_tail_values_are_checked_when_loading(tmp_path, key, value, message):
+    from ltspk.train.options import TrainOptions
+
+    over = {"output_folder": str(tmp_path / "o"), key: value}
+    if message is None:  # read by the checkpoint policy, which the training options build
+        with pytest.raises(HparamsError, match="ckpt_average_last must be a whole number >= 0"):
+            TrainOptions.from_hparams(load_hparams(ROOT / "hparams" / "voxceleb_aam.yaml",
+                                                   {**over, "data_folder": str(tmp_path)}))
+        return
+    with pytest.raises(HparamsError, match=re.escape(message)):
+        load_hparams(ROOT / "hparams" / "demo_tde.yaml", over)

@@ -16,7 +16,7 @@ MAIN_KEYS = {
     "train_sets": "voxceleb: [vox2_dev] | [vox1_dev] | both; trial_list: O | H | E",
     "concat_min_seconds": "cnceleb: concatenate a speaker's short clips of one genre to this length (null: off)",
     "session_pattern": "folder: regex naming a file's session; verification_speakers, trials, n_trials",
-    "classifier": "the head: AAMHead, CausalNormHead, CosineHead, SoftmaxHead, with la_tau for the LA loss",
+    "classifier": "the head class; its arguments are keys: aam_margin, aam_la_tau (LA loss), causal_mu, causal_alpha, ...",
     "sampler": "null (shuffle) | instance | class | sqrt | progressive",
     "loss": "ce | focal",
     "number_of_epochs": "training epochs",

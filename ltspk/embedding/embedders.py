@@ -39,7 +39,7 @@ import torch
 from ltspk.runtime.averaging import average_into
 from ltspk.runtime.checkpoint_policy import CheckpointPolicy
 from ltspk.runtime.checkpoints import AtomicCheckpointer
-from ltspk.runtime.errors import DataError
+from ltspk.runtime.errors import DataError, HparamsError
 from ltspk.runtime.legacy import modern_paths
 
 log = logging.getLogger(__name__)
@@ -334,9 +334,18 @@ class ResemblyzerEmbedder(Embedder):
         return {"kind": self.kind, "source": "resemblyzer", "preprocess": self.preprocess}
 
 
+def check_device(device):
+    """Refuse, before any work, a CUDA device on a machine that has none (torch's own error comes
+    from deep inside the first module moved there)."""
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise HparamsError(f"--device {device}: torch sees no CUDA device on this machine "
+                           "(torch.cuda.is_available() is False): use --device cpu")
+
+
 def load_embedder(source, device="cpu"):
     """An embedder from ``run:DIR``, ``speechbrain:DIR``, ``resemblyzer`` or a DIR whose
     layout says which (a SpeechBrain model folder or an ltspk run: ``source_kind``)."""
+    check_device(device)
     source = str(source)
     if source == "resemblyzer":
         return ResemblyzerEmbedder(device)

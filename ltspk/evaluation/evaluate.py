@@ -86,7 +86,8 @@ def run_info(exp, model_hash):
         "shot_group_sizes": exp.counts_info.get("shot_group_sizes"),
         "imbalance_factor_target": (exp.counts_info.get("options") or {}).get("imbalance_factor"),
         "imbalance_factor": exp.counts_info.get("imbalance_factor"),
-        "data_folder": str(h.get("data_folder") or ""),
+        # absolute: a run trained with a relative path and evaluated again from its folder names one corpus
+        "data_folder": str(Path(h["data_folder"]).resolve()) if h.get("data_folder") else "",
         "holdout_by": (exp.counts_info.get("options") or {}).get("holdout_by", "utterance"),
         "model_sha256": model_hash, "head_settings": head.info(),
         "checkpoint": getattr(exp, "checkpoint_info", None),  # the checkpoint evaluated: epoch, step, mid-epoch

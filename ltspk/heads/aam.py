@@ -10,13 +10,14 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ltspk.heads.base import checked_number
 from ltspk.heads.cosine import CosineHead
 
 
 class AAMHead(CosineHead):
     def __init__(self, in_dim, n_classes, margin=0.2, scale=30.0, la_tau=0.0):
         super().__init__(in_dim, n_classes, scale, la_tau)
-        self.margin = float(margin)
+        self.margin = checked_number("margin", margin, minimum=0.0, below=math.pi / 2)
 
     def margin_logits(self, x, labels):
         cos = self.cosine(x)

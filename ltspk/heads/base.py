@@ -25,6 +25,20 @@ from ltspk.heads.methods import Method, Tunable, register  # noqa: F401 (Tunable
 PRIOR_EPS = 1e-12  # guard for log(0), as in the logit-adjustment reference code
 
 
+def checked_number(name, value, minimum=None, above=None, below=None):
+    """``value`` as a float, or ``ValueError`` naming the head argument: not a number, below
+    ``minimum``, not above ``above``, or not below ``below``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if (minimum is not None and value < minimum) or (above is not None and value <= above) or \
+            (below is not None and value >= below):
+        bounds = [f">= {minimum:g}" if minimum is not None else "", f"> {above:g}" if above is not None else "",
+                  f"< {below:g}" if below is not None else ""]
+        raise ValueError(f"{name} must be {' and '.join(b for b in bounds if b)}, got {value:g}")
+    return value
+
+
 def log_priors(counts):
     """log(n_j / N), with zero-count classes guarded (log(1e-12)), never -inf."""
     counts = torch.as_tensor(counts, dtype=torch.float64)
@@ -50,7 +64,8 @@ class Head(nn.Module):
 
     def __init__(self, in_dim, n_classes, la_tau=0.0):
         super().__init__()
-        self.in_dim, self.n_classes, self.la_tau = int(in_dim), int(n_classes), float(la_tau)
+        self.in_dim, self.n_classes = int(in_dim), int(n_classes)
+        self.la_tau = checked_number("la_tau", la_tau, minimum=0.0)
         self.register_buffer("log_prior", torch.zeros(self.n_classes))
         self.register_buffer("has_prior", torch.tensor(False))
         self._prior_ready = False  # a Python mirror of has_prior: no device sync per training step

@@ -21,7 +21,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ltspk.heads.base import Head, init_weight, normalize_rows
+from ltspk.heads.base import Head, checked_number, init_weight, normalize_rows
 from ltspk.heads.methods import Method, Tunable, register
 
 TDE = register(Method("tde", "inference", "TDE: remove alpha x the moving-average direction from the logits",
@@ -43,14 +43,20 @@ class CausalNormHead(Head):
             raise ValueError(f"feature must be one of {FEATURES}, got {feature!r}")
         self.feature = feature
         self.feature_dim = int(feature_dim or in_dim) if feature == "relu" else self.in_dim
+        if isinstance(num_heads, bool) or not isinstance(num_heads, int) or num_heads < 1:
+            raise ValueError(f"num_heads must be a whole number >= 1, got {num_heads!r}")
         if self.feature_dim % num_heads:
             raise ValueError(f"feature size {self.feature_dim} is not divisible into {num_heads} heads")
-        self.num_heads, self.scale, self.gamma = int(num_heads), float(scale), float(gamma)
+        self.num_heads = int(num_heads)
+        self.scale = checked_number("scale", scale, above=0.0)
+        self.gamma = checked_number("gamma", gamma, minimum=0.0)
         self.mu_schedule = mu if mu == "lr_tied" else None
-        if self.mu_schedule is None and not 0.0 <= float(mu) < 1.0:
-            raise ValueError(f"mu must be in [0, 1) or 'lr_tied', got {mu!r}")
+        if self.mu_schedule is None:
+            if isinstance(mu, str):
+                raise ValueError(f"mu must be a number in [0, 1) or 'lr_tied', got {mu!r}")
+            checked_number("mu", mu, minimum=0.0, below=1.0)
         self.mu = 0.9 if self.mu_schedule else float(mu)
-        self.alpha = float(alpha)
+        self.alpha = checked_number("alpha", alpha)
         self.projection = nn.Linear(in_dim, self.feature_dim) if feature == "relu" else None
         self.weight = init_weight(n_classes, self.feature_dim)
         self.register_buffer("embed_mean", torch.zeros(self.feature_dim))

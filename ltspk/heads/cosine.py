@@ -1,6 +1,6 @@
 """Cosine head: s * cos(x, w_j)."""
 
-from ltspk.heads.base import Head, init_weight, normalize_rows
+from ltspk.heads.base import Head, checked_number, init_weight, normalize_rows
 
 
 class CosineHead(Head):
@@ -9,7 +9,7 @@ class CosineHead(Head):
 
     def __init__(self, in_dim, n_classes, scale=30.0, la_tau=0.0):
         super().__init__(in_dim, n_classes, la_tau)
-        self.scale = float(scale)
+        self.scale = checked_number("scale", scale, above=0.0)
         self.weight = init_weight(n_classes, in_dim)
 
     def cosine(self, x):

@@ -44,6 +44,9 @@ class EnrolSettings:
             raise DataError("reject_by", f"{self.reject_by!r}: choose auto, prob or score")
         if not 0 < self.target_far < 1:
             raise DataError("target_far", f"must be in (0, 1), got {self.target_far}")
+        bad = [f for f in self.fars if not 0 < f <= 1]
+        if bad or not self.fars:
+            raise DataError("fars", f"false-alarm rates must be in (0, 1], got {bad or self.fars}")
         if self.batch_size < 1:
             raise DataError("batch_size", "must be >= 1")
         if self.holdout_by not in HOLDOUT_BY:

@@ -41,8 +41,8 @@ class CheckpointPolicy:
         if low and high:
             raise HparamsError(f"ckpt_min_key ({low}) and ckpt_max_key ({high}) are both set: keep one")
         n_avg = _get(hparams, "ckpt_average_last") or 0
-        if int(n_avg) < 0:
-            raise HparamsError(f"ckpt_average_last must be >= 0, got {n_avg}")
+        if isinstance(n_avg, bool) or not isinstance(n_avg, int) or n_avg < 0:
+            raise HparamsError(f"ckpt_average_last must be a whole number >= 0 (epochs to average), got {n_avg!r}")
         return cls(int(n_avg), ("min", low) if low else ("max", high) if high else None)
 
     @property

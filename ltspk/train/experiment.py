@@ -27,7 +27,7 @@ from ltspk.data.pipeline import class_counts, crop_pipeline, full_pipeline, labe
 from ltspk.data.prepared import ensure_prepared, preparation_record
 from ltspk.data.samplers import make_sampler
 from ltspk.data.summary import load_counts
-from ltspk.embedding.embedders import ModuleEmbedder
+from ltspk.embedding.embedders import ModuleEmbedder, check_device
 from ltspk.runtime.averaging import average_into, write_averaged
 from ltspk.runtime.checkpoints import AtomicCheckpointer, describe_checkpoint
 from ltspk.runtime.errors import CheckpointError, DataError, HparamsError
@@ -127,6 +127,7 @@ class Experiment:
 
     def __init__(self, hparams, run_opts=None, extend_epochs=False):
         self.hparams = hparams
+        check_device((run_opts or {}).get("device", "cpu"))
         self.options = TrainOptions.from_hparams(hparams)  # read and checked once, before any work
         self.settings = RunSettings(training_settings(hparams, self.options.crop_seconds), extend_epochs)
         self.checkpoint_info = None

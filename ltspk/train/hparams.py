@@ -28,6 +28,7 @@ from ltspk.data.synthetic import make_corpus
 from ltspk.heads.methods import hparams_keys, nested_options, registered
 from ltspk.runtime.errors import HparamsError, LtspkError
 from ltspk.train.layering import blocks, compose, hparams_text
+from ltspk.train.options import check_head
 
 # every top-level key ltspk or SpeechBrain's Brain reads, besides the preparation and corpus keys
 # (ltspk.data.corpora) and the long-tail methods' keys (their registry, ``method_keys``); tests check
@@ -161,6 +162,9 @@ def load_hparams(hparams_file, overrides=None):
                            f"{nearest(key, have)}") from None
     except LtspkError:
         raise
+    except ImportError as e:  # a !new: / !name: naming what cannot be imported
+        raise HparamsError(f"{path}: names a class or function that cannot be imported ({e}); is its package "
+                           "installed and its name spelt right?") from None
     except Exception as e:
         if type(e).__name__ != "DuplicateKeyError":  # ruamel's, for a key given twice (``--seed 1 --seed 2``)
             if isinstance(e, (TypeError, ValueError)):
@@ -174,6 +178,8 @@ def load_hparams(hparams_file, overrides=None):
     check_keys(path, hparams, text)
     check_nested(path, hparams)
     check_numbers(path, hparams)
+    check_method_values(path, hparams)
+    check_head(hparams.get("classifier"), hparams.get("emb_dim"), f"{path}: classifier")  # before any folder is made
     return hparams
 
 
@@ -191,6 +197,35 @@ def _override_values(overrides):
     except Exception:  # noqa: BLE001 (tagged or odd YAML: hyperpyyaml reads it and says what is wrong)
         return {}
     return values if isinstance(values, dict) else {}
+
+
+POSITIVE_OPTIONS = {"epochs", "lr", "batch_size"}  # a long-tail method's options that must be > 0
+
+
+def check_method_values(path, hparams):
+    """The long-tail methods' values (``ltspk.heads.methods``): a grid is a list of numbers, an options
+    key a mapping of numbers (epochs, lr and batch size > 0, the others >= 0); anything else would fail
+    deep in evaluation or stage 2, or be taken apart letter by letter."""
+    from ltspk.heads.methods import registered
+
+    for method in registered(*METHOD_PACKAGES):
+        if method.kind == "enrolment":
+            continue
+        if method.tunable is not None and method.tunable.hparam in hparams:
+            key, grid = method.tunable.hparam, hparams[method.tunable.hparam]
+            if grid is not None and (not isinstance(grid, (list, tuple)) or
+                                     any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in grid)):
+                raise HparamsError(f"{path}: {key} must be a list of numbers (the grid chosen on validation; [] for "
+                                   f"none), got {grid!r}")
+        if method.options_key and hparams.get(method.options_key) is not None:
+            key, options = method.options_key, hparams[method.options_key]
+            if not isinstance(options, dict):
+                raise HparamsError(f"{path}: {key} must be a mapping of options, e.g. {{epochs: 10}}, got {options!r}")
+            for name, value in options.items():
+                low = "> 0" if name in POSITIVE_OPTIONS else ">= 0"
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or \
+                        (name in POSITIVE_OPTIONS and value == 0):
+                    raise HparamsError(f"{path}: {key}.{name} must be a number {low}, got {value!r}")
 
 
 def check_keys(path, hparams, text):

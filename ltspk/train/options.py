@@ -62,6 +62,31 @@ def finetune_options(hparams):
     return Finetune(str(source), float(scale))
 
 
+def check_epochs(hparams):
+    """The epoch counter counts to ``number_of_epochs``: a run folder's hyperparams.yaml written by an
+    older ltspk holds resolved values, which a later ``--number_of_epochs`` does not reach."""
+    counter, epochs = hparam(hparams, "epoch_counter"), hparam(hparams, "number_of_epochs")
+    limit = getattr(counter, "limit", epochs)
+    if epochs is not None and limit != epochs:
+        raise HparamsError(f"number_of_epochs is {epochs} but epoch_counter counts to {limit}: this hyperparams.yaml "
+                           "holds resolved values (a run folder written by an older ltspk), which the command line "
+                           f"does not reach; give the configuration's hparams file instead: HPARAMS --output_folder "
+                           f"RUN --number_of_epochs {epochs} --extend_epochs (with its data_folder)")
+
+
+def check_head(classifier, emb_dim, where="classifier"):
+    """Build the configured head once on two classes, before any work: a head argument it refuses
+    (``--aam_margin abc``, ``--causal_num_heads 0``) is an ``HparamsError`` naming it, not a traceback
+    after the data are prepared."""
+    if classifier is None or emb_dim is None or not callable(classifier):
+        return
+    try:
+        classifier(in_dim=emb_dim, n_classes=2)
+    except (TypeError, ValueError, ZeroDivisionError) as e:
+        name = getattr(getattr(classifier, "func", classifier), "__name__", "the head")
+        raise HparamsError(f"{where}: {name} refuses its arguments: {e}") from None
+
+
 @dataclass(frozen=True)
 class TrainOptions:
     """What the Brain and the Experiment read from the hparams, read once."""
@@ -92,8 +117,10 @@ class TrainOptions:
         if kind in (schedulers.VALID_METRIC, schedulers.PLATEAU) and not validating:
             raise HparamsError(f"lr_annealing {type(schedule).__name__} anneals on the validation loss: "
                                "set valid_during_training: True")
+        check_epochs(hparams)
         classifier = hparam(hparams, "classifier")
         head = getattr(classifier, "func", classifier)
+        check_head(classifier, hparam(hparams, "emb_dim"))
         margins = hparam(hparams, "margin_schedule")
         if margins is not None and "margin" not in inspect.signature(head).parameters:
             raise HparamsError(f"margin_schedule is set but the head {head.__name__} has no margin (AAMHead has): "

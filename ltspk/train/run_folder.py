@@ -63,7 +63,8 @@ def run_folder_argument(argv):
 def _refuse_absolute_paths_elsewhere(saved, folder):
     """A ``hyperparams.yaml`` written before run folders were relocatable names the run's files by
     absolute paths: read from another folder than the one it names, it would write there."""
-    text = saved.read_text(encoding="utf-8")
+    text = "".join(line for line in saved.read_text(encoding="utf-8").splitlines(keepends=True)
+                   if not line.lstrip().startswith("#"))  # comments name no file the run reads or writes
     m = re.search(r"^output_folder\s*:\s*(['\"]?)(.*?)\1\s*(?:#.*)?$", text, re.M)
     if not m or not m.group(2) or Path(m.group(2)).resolve() == folder.resolve():
         return
