@@ -144,3 +144,24 @@ def test_long_tail_values_are_checked_when_loading(tmp_path, key, value, message
         return
     with pytest.raises(HparamsError, match=re.escape(message)):
         load_hparams(ROOT / "hparams" / "demo_tde.yaml", over)
+
+
+def test_the_checks_of_loading_draw_nothing_from_the_run_seed(tmp_path, monkeypatch):
+    """The file seeds the generators as it loads; the head check builds a head afterwards, and must
+    leave the generators as the file left them (else every draw of training shifts)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    import ltspk.train.hparams as hp
+
+    def state_after_loading():
+        np.random.seed(0)  # the demo file seeds torch only
+        random.seed(0)
+        load_hparams(ROOT / "hparams" / "demo_tde.yaml", {"output_folder": str(tmp_path / "o")})
+        return torch.rand(4).tolist(), np.random.rand(2).tolist(), random.random()
+
+    checked = state_after_loading()
+    monkeypatch.setattr(hp, "check_head", lambda *a, **k: None)
+    assert state_after_loading() == checked

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from ltspk.runtime.checkpoint_policy import CheckpointPolicy
 from ltspk.runtime.errors import HparamsError
+from ltspk.runtime.rng import kept_rng_state
 from ltspk.train import schedulers
 from ltspk.train.pretrained import DEFAULTS as FINETUNE_DEFAULTS
 
@@ -81,7 +82,8 @@ def check_head(classifier, emb_dim, where="classifier"):
     if classifier is None or emb_dim is None or not callable(classifier):
         return
     try:
-        classifier(in_dim=emb_dim, n_classes=2)
+        with kept_rng_state():  # its weights' draws must not shift the run's (the seed is set as the file loads)
+            classifier(in_dim=emb_dim, n_classes=2)
     except (TypeError, ValueError, ZeroDivisionError) as e:
         name = getattr(getattr(classifier, "func", classifier), "__name__", "the head")
         raise HparamsError(f"{where}: {name} refuses its arguments: {e}") from None
