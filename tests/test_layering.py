@@ -165,3 +165,27 @@ def test_the_checks_of_loading_draw_nothing_from_the_run_seed(tmp_path, monkeypa
     checked = state_after_loading()
     monkeypatch.setattr(hp, "check_head", lambda *a, **k: None)
     assert state_after_loading() == checked
+
+
+@pytest.mark.parametrize("override, check", [
+    ("train_dataloader_options: {batch_size: 8}\n",  # merged into the file's mapping, as hyperpyyaml does
+     lambda h: h["train_dataloader_options"]["batch_size"] == 8 and h["train_dataloader_options"]["drop_last"]),
+    ("classifier: !name:ltspk.heads.AAMHead\n",  # the CausalNorm keys then feed nothing: left out
+     lambda h: getattr(h["classifier"], "func", h["classifier"]).__name__ == "AAMHead"),
+])
+def test_a_saved_run_folder_holds_what_the_run_read(tmp_path, override, check):
+    import speechbrain as sb
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    hp = ROOT / "hparams" / "demo_tde.yaml"
+    key, value = override.rstrip("\n").split(": ", 1)
+    _, _, overrides = sb.parse_arguments([str(hp), "--output_folder", str(folder), f"--{key}", value])
+    ran = load_hparams(hp, overrides)
+    recipe_module("train").save_hyperparams(hp, overrides, folder)
+    saved = load_hparams(folder / "hyperparams.yaml", {"output_folder": str(folder)})
+    assert check(ran) and check(saved)
+    assert "causal_mu" not in saved or "classifier" not in override  # a key that feeds nothing is left out
+    from ltspk.runtime.fingerprint import training_settings
+    from ltspk.train.options import crop_seconds
+    assert training_settings(saved, crop_seconds(saved)) == training_settings(ran, crop_seconds(ran))
