@@ -26,8 +26,6 @@ configured embedding_model must have the pretrained one's shapes (refused, namin
 otherwise); the weights are loaded only when training starts from scratch.
 """
 
-import io
-import json
 import logging
 from pathlib import Path
 
@@ -55,43 +53,6 @@ def main(argv):
         train(hparams, hparams_file, run_opts, overrides, extend_epochs=extend)
 
 
-def save_hyperparams(hparams_file, overrides, folder):
-    """<folder>/hyperparams.yaml: the whole configuration (its base files merged in) with the overrides
-    applied as hyperpyyaml applies them and the references kept, so that a value given again later (``evaluate.py RUN
-    --tde_alphas ...``, ``train.py RUN/hyperparams.yaml --number_of_epochs 20 --extend_epochs``) reaches
-    everything that refers to it; the paths inside the run folder as ``!ref <output_folder>/...``
-    (``ltspk.train.run_folder.relocatable_text``) and the corpus by absolute paths."""
-    from hyperpyyaml.core import recursive_update
-    from ruamel.yaml import YAML
-
-    from ltspk.runtime.atomic import write_text
-    from ltspk.train.hparams import known_keys, none_as_null, nullable_keys, referenced_keys
-    from ltspk.train.layering import blocks, hparams_text
-    from ltspk.train.run_folder import absolute_external_paths, relocatable_text
-
-    source = hparams_text(hparams_file, overrides or "")
-    given = overrides or ""
-    if isinstance(given, dict):
-        given = "".join(f"{k}: {json.dumps(v)}\n" for k, v in given.items())
-    given = none_as_null(given, nullable_keys(source))  # --key none: null, as the run read it
-    # the overrides as hyperpyyaml applies them (a mapping given merges into the file's), references kept
-    yaml = YAML()
-    doc = yaml.load(source)
-    for values in (yaml.load(given) if given.strip() else None, {"output_folder": str(folder)}):
-        if values:
-            recursive_update(doc, values)
-    out = io.StringIO()
-    yaml.dump(doc, out)
-    text = out.getvalue()
-    # a key that only fed a block the command line replaced (causal_mu under --classifier ...) feeds nothing now
-    known = known_keys() | referenced_keys(text)
-    text = "".join(block for key, block, _ in blocks(text) if key is None or key in known or key.startswith("__"))
-    text = relocatable_text(text, folder)  # the run's own files relative to it: the folder may be moved
-    text = absolute_external_paths(text)  # the corpus where it is: the run may be evaluated from anywhere
-    write_text(Path(folder) / "hyperparams.yaml", f"# Generated from:\n# {Path(hparams_file).resolve()}\n"
-                                                  f"# yamllint disable\n{text}")
-
-
 def train(hparams, hparams_file, run_opts, overrides, extend_epochs=False):
     import speechbrain as sb
 
@@ -100,6 +61,7 @@ def train(hparams, hparams_file, run_opts, overrides, extend_epochs=False):
 
     from ltspk.evaluation.evaluate import evaluate
     from ltspk.train.experiment import Experiment
+    from ltspk.train.run_folder import save_hyperparams
 
     exp = Experiment(hparams, run_opts, extend_epochs)  # refuses a checkpoint of another configuration or settings ...
     if sb.utils.distributed.if_main_process():

@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import recipe_module
 from hyperpyyaml import load_hyperpyyaml
 
 from ltspk.runtime.errors import HparamsError
@@ -15,6 +14,7 @@ from ltspk.runtime.fingerprint import object_settings
 from ltspk.runtime.legacy import modern_paths
 from ltspk.train.hparams import load_hparams
 from ltspk.train.layering import hparams_text
+from ltspk.train.run_folder import save_hyperparams
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERED = sorted(p for p in (ROOT / "hparams").rglob("*.yaml") if "\nbase:" in "\n" + p.read_text())
@@ -64,7 +64,7 @@ def test_a_saved_run_folder_loads_again_with_the_same_head(name, tmp_path):
     folder.mkdir()
     over = {"output_folder": str(folder), "data_folder": str(tmp_path)}
     overrides = "".join(f"{k}: {v}\n" for k, v in over.items())
-    recipe_module("train").save_hyperparams(ROOT / "hparams" / name, overrides, folder)
+    save_hyperparams(ROOT / "hparams" / name, overrides, folder)
     saved = load_hparams(folder / "hyperparams.yaml", {"output_folder": str(folder)})
     original = load_hparams(ROOT / "hparams" / name, over)
     assert object_settings(saved["classifier"]) == object_settings(original["classifier"])
@@ -86,7 +86,7 @@ def test_old_module_paths_are_read_as_todays(tmp_path):
 def test_a_value_given_again_on_a_run_folder_reaches_what_refers_to_it(tmp_path):
     folder = tmp_path / "run"
     folder.mkdir()
-    recipe_module("train").save_hyperparams(ROOT / "hparams" / "demo_aam.yaml",
+    save_hyperparams(ROOT / "hparams" / "demo_aam.yaml",
                                             f"output_folder: {folder}\nnumber_of_epochs: 2\nimbalance_factor: none\n",
                                             folder)
     saved = folder / "hyperparams.yaml"
@@ -182,7 +182,7 @@ def test_a_saved_run_folder_holds_what_the_run_read(tmp_path, override, check):
     key, value = override.rstrip("\n").split(": ", 1)
     _, _, overrides = sb.parse_arguments([str(hp), "--output_folder", str(folder), f"--{key}", value])
     ran = load_hparams(hp, overrides)
-    recipe_module("train").save_hyperparams(hp, overrides, folder)
+    save_hyperparams(hp, overrides, folder)
     saved = load_hparams(folder / "hyperparams.yaml", {"output_folder": str(folder)})
     assert check(ran) and check(saved)
     assert "causal_mu" not in saved or "classifier" not in override  # a key that feeds nothing is left out

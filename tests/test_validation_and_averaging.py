@@ -14,8 +14,9 @@ from test_resume_exact import ROOT, argv, checkpoints, train
 
 from ltspk.runtime.averaging import average_into, mean_state_dicts, write_averaged
 from ltspk.runtime.checkpoint_policy import epoch_checkpoints
-from ltspk.train.experiment import check_training_options, trained_experiment
+from ltspk.train.experiment import trained_experiment
 from ltspk.train.layering import hparams_text, merge_text
+from ltspk.train.options import TrainOptions
 
 
 def variant(folder, name, extra):
@@ -43,6 +44,10 @@ def set_state(model, w, b, mean, var, tracked):
         model[1].running_mean.fill_(mean)
         model[1].running_var.fill_(var)
         model[1].num_batches_tracked.fill_(tracked)
+
+
+def check_training_options(hparams):
+    return TrainOptions.from_hparams(hparams, need_crop=False)
 
 
 def test_average_of_the_last_checkpoints_by_hand(tmp_path):

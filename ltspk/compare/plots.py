@@ -12,7 +12,7 @@ from ltspk.compare.comparison import corpus_labels, run_intervals
 from ltspk.compare.stats import accuracy_interval
 from ltspk.evaluation.metrics import det_curve
 from ltspk.evaluation.records import GROUPS
-from ltspk.runtime.figures import pyplot, save_figure  # noqa: F401 (save_figure: this module's writer)
+from ltspk.runtime.figures import pyplot, save_figure
 
 # one colour and marker per method, the same in every figure (colour-blind-safe Okabe-Ito colours first)
 METHOD_STYLE = {

@@ -6,9 +6,10 @@ new module here and nothing else.
 """
 
 from ltspk.heads.aam import AAMHead
-from ltspk.heads.base import Head, Tunable, log_priors
+from ltspk.heads.base import Head, log_priors
 from ltspk.heads.causal_norm import CausalNormHead
 from ltspk.heads.cosine import CosineHead
+from ltspk.heads.methods import Tunable
 from ltspk.heads.softmax import SoftmaxHead
 
 __all__ = ["AAMHead", "CausalNormHead", "CosineHead", "Head", "SoftmaxHead", "Tunable", "log_priors"]

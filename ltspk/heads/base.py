@@ -20,7 +20,7 @@ import math
 import torch
 from torch import nn
 
-from ltspk.heads.methods import Method, Tunable, register  # noqa: F401 (Tunable: part of the head interface)
+from ltspk.heads.methods import Method, Tunable, register
 
 PRIOR_EPS = 1e-12  # guard for log(0), as in the logit-adjustment reference code
 

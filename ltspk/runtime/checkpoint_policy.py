@@ -18,10 +18,6 @@ from ltspk.runtime.errors import HparamsError
 log = logging.getLogger(__name__)
 
 
-def _get(hparams, key):
-    return hparams.get(key) if hasattr(hparams, "get") else getattr(hparams, key, None)
-
-
 def epoch_checkpoints(checkpointer):
     """End-of-epoch checkpoints (those whose meta holds the epoch), the latest epoch first."""
     found = [c for c in checkpointer.list_checkpoints() if "epoch" in c.meta]
@@ -35,12 +31,12 @@ class CheckpointPolicy:
 
     @classmethod
     def from_hparams(cls, hparams):
-        """The policy of loaded hparams (a dict, a namespace or a YAML document); ``HparamsError``
+        """The policy of loaded hparams (a dict or a YAML document); ``HparamsError``
         for both keys set or a negative average."""
-        low, high = _get(hparams, "ckpt_min_key"), _get(hparams, "ckpt_max_key")
+        low, high = hparams.get("ckpt_min_key"), hparams.get("ckpt_max_key")
         if low and high:
             raise HparamsError(f"ckpt_min_key ({low}) and ckpt_max_key ({high}) are both set: keep one")
-        n_avg = _get(hparams, "ckpt_average_last") or 0
+        n_avg = hparams.get("ckpt_average_last") or 0
         if isinstance(n_avg, bool) or not isinstance(n_avg, int) or n_avg < 0:
             raise HparamsError(f"ckpt_average_last must be a whole number >= 0 (epochs to average), got {n_avg!r}")
         return cls(int(n_avg), ("min", low) if low else ("max", high) if high else None)

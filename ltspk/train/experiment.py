@@ -37,7 +37,7 @@ from ltspk.train.augment import summary
 from ltspk.train.brain import SpeakerBrain
 from ltspk.train.hparams import load_hparams
 from ltspk.train.losses import build_loss
-from ltspk.train.options import TrainOptions, crop_seconds  # noqa: F401 (crop_seconds: read by the recipes' tests)
+from ltspk.train.options import TrainOptions
 from ltspk.train.pretrained import check_pretrained_embedder, load_pretrained_embedder
 
 log = logging.getLogger(__name__)
@@ -59,12 +59,6 @@ def require_training_data(train_csv):
         raise DataError(train_csv, "no training data: the manifest lists no utterance (check the corpus and "
                                    "the preparation options)")
     return rows
-
-
-def check_training_options(hparams):
-    """Refuse before any work an inconsistent choice of validation, checkpoint selection, averaging,
-    schedule, augmentation, fine-tuning and margin (``TrainOptions.from_hparams``); returns the options."""
-    return TrainOptions.from_hparams(hparams, need_crop=False)
 
 
 def require_batches(n_items, loader_opts, source, world_size=1):

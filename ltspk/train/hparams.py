@@ -27,8 +27,8 @@ from ltspk.data.samplers import SAMPLERS
 from ltspk.data.synthetic import make_corpus
 from ltspk.heads.methods import hparams_keys, nested_options, registered
 from ltspk.runtime.errors import HparamsError, LtspkError
+from ltspk.runtime.rng import kept_rng_state
 from ltspk.train.layering import blocks, compose, hparams_text
-from ltspk.train.options import check_head
 
 # every top-level key ltspk or SpeechBrain's Brain reads, besides the preparation and corpus keys
 # (ltspk.data.corpora) and the long-tail methods' keys (their registry, ``method_keys``); tests check
@@ -179,7 +179,7 @@ def load_hparams(hparams_file, overrides=None):
     check_nested(path, hparams)
     check_numbers(path, hparams)
     check_method_values(path, hparams)
-    check_head(hparams.get("classifier"), hparams.get("emb_dim"), f"{path}: classifier")  # before any folder is made
+    check_head(path, hparams)  # before any folder is made
     return hparams
 
 
@@ -228,8 +228,28 @@ def check_method_values(path, hparams):
                     raise HparamsError(f"{path}: {key}.{name} must be a number {low}, got {value!r}")
 
 
+def check_head(path, hparams):
+    """Build the configured head once on two classes, before any work: a head argument it refuses
+    (``--aam_margin abc``, ``--causal_num_heads 0``) is an ``HparamsError`` naming it, not a traceback
+    after the data are prepared."""
+    classifier, emb_dim = hparams.get("classifier"), hparams.get("emb_dim")
+    if classifier is None or emb_dim is None or not callable(classifier):
+        return
+    try:
+        with kept_rng_state():  # its weights' draws must not shift the run's (the seed is set as the file loads)
+            classifier(in_dim=emb_dim, n_classes=2)
+    except (TypeError, ValueError, ZeroDivisionError) as e:
+        name = getattr(getattr(classifier, "func", classifier), "__name__", "the head")
+        raise HparamsError(f"{path}: classifier: {name} refuses its arguments: {e}") from None
+
+
+def allowed_keys(text):
+    """The top-level keys a YAML text may hold: what ltspk reads, and what its own ``!ref`` use."""
+    return known_keys() | referenced_keys(text)
+
+
 def check_keys(path, hparams, text):
-    allowed = known_keys() | referenced_keys(text)
+    allowed = allowed_keys(text)
     for key in hparams:
         if key.startswith("__") or key in allowed:
             continue

@@ -1,10 +1,14 @@
 """A run folder that can be copied or moved: its ``hyperparams.yaml`` names the run's own files relative
 to the folder and the corpus by absolute paths, and a recipe given the folder reads it from there."""
 
+import io
 import re
 from pathlib import Path
 
+from ltspk.runtime.atomic import write_text
 from ltspk.runtime.errors import HparamsError
+from ltspk.train.hparams import allowed_keys, none_as_null, nullable_keys
+from ltspk.train.layering import blocks, hparams_text
 
 
 def relocatable_text(text, output_folder):
@@ -74,3 +78,33 @@ def _refuse_absolute_paths_elsewhere(saved, folder):
                            "another working directory), and reading it would write to the other folder. Use its "
                            f"hparams file instead: HPARAMS --output_folder {folder} (with its data_folder and other "
                            "overrides), or move it back")
+
+
+def save_hyperparams(hparams_file, overrides, folder):
+    """<folder>/hyperparams.yaml: the whole configuration (its base files merged in) with the overrides
+    applied as hyperpyyaml applies them and the references kept, so that a value given again later
+    (``evaluate.py RUN --tde_alphas ...``, ``train.py RUN/hyperparams.yaml --number_of_epochs 20
+    --extend_epochs``) reaches everything that refers to it; the paths inside the run folder as
+    ``!ref <output_folder>/...`` (``relocatable_text``) and the corpus by absolute paths."""
+    from hyperpyyaml.core import recursive_update
+    from ruamel.yaml import YAML
+
+    source = hparams_text(hparams_file, overrides or "")
+    given = none_as_null(overrides or "", nullable_keys(source))  # --key none: null, as the run read it
+    yaml = YAML()
+    doc = yaml.load(source)
+    # a mapping given merges into the file's, as hyperpyyaml's overrides do
+    values = given if isinstance(given, dict) else yaml.load(given) if given.strip() else None
+    for update in (values, {"output_folder": str(folder)}):
+        if update:
+            recursive_update(doc, update)
+    out = io.StringIO()
+    yaml.dump(doc, out)
+    text = out.getvalue()
+    # a key that only fed a block the command line replaced (causal_mu under --classifier ...) feeds nothing now
+    allowed = allowed_keys(text)
+    text = "".join(block for key, block, _ in blocks(text) if key is None or key in allowed or key.startswith("__"))
+    text = relocatable_text(text, folder)  # the run's own files relative to it: the folder may be moved
+    text = absolute_external_paths(text)  # the corpus where it is: the run may be evaluated from anywhere
+    write_text(Path(folder) / "hyperparams.yaml", f"# Generated from:\n# {Path(hparams_file).resolve()}\n"
+                                                  f"# yamllint disable\n{text}")
